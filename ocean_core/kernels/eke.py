@@ -1,0 +1,441 @@
+"""EKE closure of Veros (``core/eke.py``) on the W grid: diffusivities (Rossby and
+Rhines lengths, K_gm), W-grid advection velocities, implicit dissipation,
+lateral diffusion and superbee advection.
+
+Non-smooth operations (sqrt at 0, min/max chains, the superbee limiter) are
+evaluated branch-wise; their tangents and adjoints in :mod:`adjoint.kernels.eke`
+differentiate the branch taken.
+"""
+
+import math
+
+import numpy as np
+
+from .framework import device, kernel
+from .momentum import in_interior
+from .. import constants as C
+
+
+# ---------------------------------------------------------------------------
+# diffusivities
+# ---------------------------------------------------------------------------
+
+def _ref_eke_diffusivities(eke, Nsqr, coriolis_t, beta, maskW, dzw, eke_lmin, eke_cross, eke_crhin, eke_c_k,
+                           eke_k_max):
+    C_rossby = (np.sqrt(np.maximum(0.0, Nsqr)) * dzw[:, None, None] * maskW / C.PI).sum(axis=0)
+    L_rossby = np.minimum(C_rossby / np.maximum(np.abs(coriolis_t), 1e-16), np.sqrt(C_rossby / np.maximum(2 * beta, 1e-16)))
+    sqrteke = np.sqrt(np.maximum(0.0, eke))
+    L_rhines = np.sqrt(sqrteke / np.maximum(beta[None], 1e-16))
+    eke_len = np.maximum(eke_lmin, np.minimum(eke_cross * L_rossby[None], eke_crhin * L_rhines))
+    K_gm = np.minimum(eke_k_max, eke_c_k * eke_len * sqrteke)
+    return L_rossby, sqrteke, L_rhines, eke_len, K_gm
+
+
+@kernel("column", outputs=("L_rossby", "sqrteke", "L_rhines", "eke_len", "K_gm"), reference=_ref_eke_diffusivities,
+        active=("eke", "Nsqr"))
+def eke_diffusivities(i, j, L_rossby, sqrteke, L_rhines, eke_len, K_gm, eke, Nsqr, coriolis_t, beta, maskW, dzw,
+                      eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max):
+    """``C = sum_k sqrt(max(0, N^2)) dzw maskW / pi``; ``L_rossby = min(C/max(|f|,1e-16), sqrt(C/max(2 beta,1e-16)))``;
+    ``sqrteke = sqrt(max(0, eke))``; ``L_rhines = sqrt(sqrteke / max(beta, 1e-16))``;
+    ``eke_len = max(lmin, min(cross L_rossby, crhin L_rhines))``; ``K_gm = min(k_max, c_k eke_len sqrteke)``.
+    L_rossby (yt, xt); the others at W points."""
+    nz = eke.shape[0]
+    cr = 0.0
+    for k in range(nz):
+        cr += math.sqrt(max(0.0, Nsqr[k, j, i])) * dzw[k] * maskW[k, j, i] / C.PI
+    lr = min(cr / max(abs(coriolis_t[j, i]), 1e-16), math.sqrt(cr / max(2 * beta[j, i], 1e-16)))
+    L_rossby[j, i] = lr
+    bb = max(beta[j, i], 1e-16)
+    for k in range(nz):
+        se = math.sqrt(max(0.0, eke[k, j, i]))
+        lrh = math.sqrt(se / bb)
+        el = max(eke_lmin, min(eke_cross * lr, eke_crhin * lrh))
+        sqrteke[k, j, i] = se
+        L_rhines[k, j, i] = lrh
+        eke_len[k, j, i] = el
+        K_gm[k, j, i] = min(eke_k_max, eke_c_k * el * se)
+
+
+# ---------------------------------------------------------------------------
+# advection velocities on the W grid (Veros calculate_velocity_on_wgrid)
+# ---------------------------------------------------------------------------
+
+@device
+def uw_raw(k, j, i, u, maskU, dzt, dzw):
+    """u interpolated to W level k (before bottom/topography redirection), x-column i."""
+    nz = u.shape[0]
+    if k < nz - 1:
+        r = (u[k + 1, j, i] * maskU[k + 1, j, i] * 0.5 * dzt[k + 1] / dzw[k]
+             + u[k, j, i] * maskU[k, j, i] * 0.5 * dzt[k] / dzw[k])
+    else:
+        r = u[k, j, i] * maskU[k, j, i] * 0.5 * dzt[k] / dzw[k]
+    if k == 0:
+        r = r + u[0, j, i] * maskU[0, j, i] * 0.5 * dzt[0] / dzw[0]
+    return r
+
+
+def _ref_velocity_on_wgrid(u, v, maskU, maskV, maskW, dzt, dzw):
+    out = []
+    for q, m, ax in ((u, maskU, 2), (v, maskV, 1)):
+        qw = np.zeros_like(q)
+        qw[:-1] = q[1:] * m[1:] * 0.5 * dzt[1:, None, None] / dzw[:-1, None, None] + q[:-1] * m[:-1] * 0.5 * dzt[:-1, None, None] / dzw[:-1, None, None]
+        qw[-1] = q[-1] * m[-1] * 0.5 * dzt[-1] / dzw[-1]
+        qw[0] = qw[0] + q[0] * m[0] * 0.5 * dzt[0] / dzw[0]
+        if ax == 2:
+            mask = maskW[:-1, :, :-1] * maskW[:-1, :, 1:]
+            add = qw[:-1, :, :-1] * (dzw[:-1, None, None] / dzw[1:, None, None]) * (1.0 - mask)
+            qw[1:, :, :-1] += add
+            qw[:-1, :, :-1] *= mask
+        else:
+            mask = maskW[:-1, :-1, :] * maskW[:-1, 1:, :]
+            add = qw[:-1, :-1, :] * (dzw[:-1, None, None] / dzw[1:, None, None]) * (1.0 - mask)
+            qw[1:, :-1, :] += add
+            qw[:-1, :-1, :] *= mask
+        out.append(qw)
+    return tuple(out)
+
+
+@kernel("column", outputs=("u_wgrid", "v_wgrid"), reference=_ref_velocity_on_wgrid, active=("u", "v"))
+def velocity_on_wgrid(i, j, u_wgrid, v_wgrid, u, v, maskU, maskV, maskW, dzt, dzw):
+    """Horizontal velocities on W levels: ``u_w[k] = (u[k+1] mU dzt[k+1] + u[k] mU dzt[k]) / (2 dzw[k])``,
+    the bottom half cell added to level 0, and velocity at a W face that is not wet on both sides
+    (``maskW_i maskW_{i+1} = 0``) moved one level up (scaled by dzw[k]/dzw[k+1])."""
+    nz = u.shape[0]
+    NY = u.shape[1]
+    NX = u.shape[2]
+    prev = 0.0
+    for k in range(nz):
+        r = uw_raw(k, j, i, u, maskU, dzt, dzw)
+        if i < NX - 1:
+            if k > 0:
+                r = r + prev * dzw[k - 1] / dzw[k] * (1.0 - maskW[k - 1, j, i] * maskW[k - 1, j, i + 1])
+            prev = uw_raw(k, j, i, u, maskU, dzt, dzw)
+            if k < nz - 1:
+                r = r * (maskW[k, j, i] * maskW[k, j, i + 1])
+        u_wgrid[k, j, i] = r
+    prev = 0.0
+    for k in range(nz):
+        r = uw_raw(k, j, i, v, maskV, dzt, dzw)
+        if j < NY - 1:
+            if k > 0:
+                r = r + prev * dzw[k - 1] / dzw[k] * (1.0 - maskW[k - 1, j, i] * maskW[k - 1, j + 1, i])
+            prev = uw_raw(k, j, i, v, maskV, dzt, dzw)
+            if k < nz - 1:
+                r = r * (maskW[k, j, i] * maskW[k, j + 1, i])
+        v_wgrid[k, j, i] = r
+
+
+def _ref_w_wgrid(u_wgrid, v_wgrid, cost, cosu, dxt, dyt, dzw):
+    w = np.zeros_like(u_wgrid)
+    div = -dzw[:, None, None] * ((u_wgrid[:, 1:, 1:] - u_wgrid[:, 1:, :-1]) / (cost[None, 1:, None] * dxt[None, None, 1:])
+                                 + (cosu[None, 1:, None] * v_wgrid[:, 1:, 1:] - cosu[None, :-1, None] * v_wgrid[:, :-1, 1:])
+                                 / (cost[None, 1:, None] * dyt[None, 1:, None]))
+    w[:, 1:, 1:] = np.cumsum(div, axis=0)
+    return (w,)
+
+
+@kernel("column", outputs=("w_wgrid",), reference=_ref_w_wgrid, active=("u_wgrid", "v_wgrid"))
+def w_wgrid_continuity(i, j, w_wgrid, u_wgrid, v_wgrid, cost, cosu, dxt, dyt, dzw):
+    """Vertical velocity on the W grid from continuity (cumulative from the bottom, i, j >= 1)."""
+    nz = u_wgrid.shape[0]
+    if i < 1 or j < 1:
+        for k in range(nz):
+            w_wgrid[k, j, i] = 0.0
+        return
+    s = 0.0
+    for k in range(nz):
+        s += -dzw[k] * ((u_wgrid[k, j, i] - u_wgrid[k, j, i - 1]) / (cost[j] * dxt[i])
+                        + (cosu[j] * v_wgrid[k, j, i] - cosu[j - 1] * v_wgrid[k, j - 1, i]) / (cost[j] * dyt[j]))
+        w_wgrid[k, j, i] = s
+
+
+# ---------------------------------------------------------------------------
+# implicit part: vertical diffusion (kappaM), dissipation, forcing
+# ---------------------------------------------------------------------------
+
+@device
+def eke_vcoeffs(k, k0, nz, j, i, kappaM, c_int, dzt, dzw, dt_tracer, alpha_eke):
+    """(a, b, c) of the implicit EKE matrix at W level k (k0 = bottom wet level)."""
+    dk = dt_tracer / dzt[k + 1] * 0.5 * (kappaM[k, j, i] + kappaM[k + 1, j, i]) * alpha_eke if k < nz - 1 else 0.0
+    dkm1 = dt_tracer / dzt[k] * 0.5 * (kappaM[k - 1, j, i] + kappaM[k, j, i]) * alpha_eke if k > 0 else 0.0
+    if k == nz - 1:
+        h = 0.5 * dzw[k]
+    else:
+        h = dzw[k]
+    a = -dkm1 / h
+    c = -dk / dzw[k]
+    if k == k0:
+        b = 1.0 + dk / dzw[k] + dt_tracer * c_int
+    elif k == nz - 1:
+        b = 1.0 + dkm1 / h + dt_tracer * c_int
+    else:
+        b = 1.0 + (dk + dkm1) / dzw[k] + dt_tracer * c_int
+    return a, b, c
+
+
+@device
+def eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps):
+    return eke_c_eps * sqrteke[k, j, i] / eke_len[k, j, i] * maskW[k, j, i]
+
+
+def _ref_eke_implicit(eke, K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, dzt, dzw, dt_tracer, eke_c_eps, alpha_eke):
+    from .friction import thomas_ref
+    nz, NY, NX = eke.shape
+    out = np.zeros_like(eke)
+    c_int = eke_c_eps * sqrteke / eke_len * maskW
+    for j in range(2, NY - 2):
+        for i in range(2, NX - 2):
+            if kbot[j, i] == 0:
+                continue
+            k0 = kbot[j, i] - 1
+            delta = np.zeros(nz)
+            delta[:-1] = dt_tracer / dzt[1:] * 0.5 * (kappaM[:-1, j, i] + kappaM[1:, j, i]) * alpha_eke
+            n = nz - k0
+            a, b, c = np.zeros(n), np.zeros(n), np.zeros(n)
+            for kk in range(n):
+                k = k0 + kk
+                dkm1 = delta[k - 1] if k > 0 else 0.0
+                h = 0.5 * dzw[k] if k == nz - 1 else dzw[k]
+                a[kk] = -dkm1 / h
+                c[kk] = -delta[k] / dzw[k]
+                if k == k0:
+                    b[kk] = 1 + delta[k] / dzw[k] + dt_tracer * c_int[k, j, i]
+                elif k == nz - 1:
+                    b[kk] = 1 + dkm1 / h + dt_tracer * c_int[k, j, i]
+                else:
+                    b[kk] = 1 + (delta[k] + dkm1) / dzw[k] + dt_tracer * c_int[k, j, i]
+            d = eke[k0:, j, i] + dt_tracer * K_diss_h[k0:, j, i]
+            out[k0:, j, i] = thomas_ref(a, b, c, d)
+    return out, np.zeros_like(eke)
+
+
+@kernel("column", outputs=("eke_imp", "scr_cp"), reference=_ref_eke_implicit,
+        active=("eke", "K_diss_h", "sqrteke", "eke_len", "kappaM"))
+def eke_implicit(i, j, eke_imp, scr_cp, eke, K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, dzt, dzw, dt_tracer,
+                 eke_c_eps, alpha_eke):
+    """Implicit vertical diffusion (kappaM), forcing by friction dissipation and the linearised
+    dissipation ``c_int = c_eps sqrteke / eke_len``:
+    ``(I - dt d_z(alpha kappaM d_z) + dt c_int) e* = eke[tau] + dt K_diss_h`` on the wet W levels of
+    interior columns; zero elsewhere.  ``scr_cp`` is scratch."""
+    nz = eke.shape[0]
+    for k in range(nz):
+        eke_imp[k, j, i] = 0.0
+        scr_cp[k, j, i] = 0.0
+    if not in_interior(i, j, eke.shape[2], eke.shape[1]) or kbot[j, i] == 0:
+        return
+    k0 = kbot[j, i] - 1
+    for k in range(k0, nz):
+        ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
+        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+        d = eke[k, j, i] + dt_tracer * K_diss_h[k, j, i]
+        if k == k0:
+            den = b
+            scr_cp[k, j, i] = c / den
+            eke_imp[k, j, i] = d / den
+        else:
+            den = b - a * scr_cp[k - 1, j, i]
+            scr_cp[k, j, i] = c / den
+            eke_imp[k, j, i] = (d - a * eke_imp[k - 1, j, i]) / den
+    for kk in range(nz - 1 - k0):
+        k = nz - 2 - kk
+        eke_imp[k, j, i] = eke_imp[k, j, i] - scr_cp[k, j, i] * eke_imp[k + 1, j, i]
+
+
+# ---------------------------------------------------------------------------
+# superbee advection on the W grid
+# ---------------------------------------------------------------------------
+
+@device
+def superbee_limiter(cr):
+    """``max(clip(2 cr, 0, 1), clip(cr, 0, 2))``."""
+    a = min(max(2.0 * cr, 0.0), 1.0)
+    b = min(max(cr, 0.0), 2.0)
+    return max(a, b)
+
+
+@device
+def superbee_flux(vel, velc, qm1, q0, qp1, qp2, mm1, m0, mp1, cfl_len, dt):
+    """Superbee-limited flux through a face between q0 and qp1.
+
+    vel: velocity deciding the upwind side; velc: velocity carried (cosu v for y);
+    mm1, m0, mp1: face masks of the faces below, at and above; cfl_len: dx for the CFL number.
+    ``F = velc (q1 + q0)/2 - |velc| ((1 - cr) + |velc dt / dx| cr) rj / 2``.
+    """
+    rjp = (qp2 - qp1) * mp1
+    rj = (qp1 - q0) * m0
+    rjm = (q0 - qm1) * mm1
+    up = rjm if vel > 0.0 else rjp
+    den = 1e-20 if abs(rj) < 1e-20 else rj
+    cr = superbee_limiter(up / den)
+    cfl = abs(velc * dt / cfl_len)
+    return velc * (qp1 + q0) * 0.5 - abs(velc) * ((1.0 - cr) + cfl * cr) * rj * 0.5
+
+
+@device
+def maskw_x(k, j, i, maskW):
+    """W-grid face mask in x: maskW_i maskW_{i+1} (0 at the last column)."""
+    if i >= maskW.shape[2] - 1:
+        return 0.0
+    return maskW[k, j, i + 1] * maskW[k, j, i]
+
+
+@device
+def maskw_y(k, j, i, maskW):
+    if j >= maskW.shape[1] - 1:
+        return 0.0
+    return maskW[k, j + 1, i] * maskW[k, j, i]
+
+
+@device
+def maskw_z(k, j, i, maskW):
+    if k >= maskW.shape[0] - 1:
+        return 0.0
+    return maskW[k + 1, j, i] * maskW[k, j, i]
+
+
+@device
+def sb_fe(k, j, i, q, u_wgrid, maskW, cost, dxt, dt):
+    """Superbee flux through the east face of W cell (k, j, i), 1 <= i < NX-2."""
+    vel = u_wgrid[k, j, i]
+    return superbee_flux(vel, vel, q[k, j, i - 1], q[k, j, i], q[k, j, i + 1], q[k, j, i + 2],
+                         maskw_x(k, j, i - 1, maskW), maskw_x(k, j, i, maskW), maskw_x(k, j, i + 1, maskW),
+                         cost[j] * dxt[i], dt)
+
+
+@device
+def sb_fn(k, j, i, q, v_wgrid, maskW, cost, cosu, dyt, dt):
+    vel = v_wgrid[k, j, i]
+    return superbee_flux(vel, cosu[j] * vel, q[k, j - 1, i], q[k, j, i], q[k, j + 1, i], q[k, j + 2, i],
+                         maskw_y(k, j - 1, i, maskW), maskw_y(k, j, i, maskW), maskw_y(k, j + 1, i, maskW),
+                         cost[j] * dyt[j], dt)
+
+
+@device
+def sb_ft(k, j, i, q, w_wgrid, maskW, dzw, dt):
+    """Superbee flux through the top face of W cell k (k < nz-1), edge-padded in z."""
+    nz = q.shape[0]
+    km = k - 1 if k > 0 else 0
+    kp2 = k + 2 if k + 2 < nz else nz - 1
+    vel = w_wgrid[k, j, i]
+    return superbee_flux(vel, vel, q[km, j, i], q[k, j, i], q[k + 1, j, i], q[kp2, j, i],
+                         maskw_z(km, j, i, maskW), maskw_z(k, j, i, maskW), maskw_z(k + 1, j, i, maskW),
+                         dzw[k], dt)
+
+
+def _ref_superbee_flux(vel, velc, qm1, q0, qp1, qp2, mm1, m0, mp1, dx, dt):
+    rjp = (qp2 - qp1) * mp1
+    rj = (qp1 - q0) * m0
+    rjm = (q0 - qm1) * mm1
+    cr = np.where(vel > 0.0, rjm, rjp) / np.where(np.abs(rj) < 1e-20, 1e-20, rj)
+    cr = np.maximum(np.clip(2 * cr, 0, 1), np.clip(cr, 0, 2))
+    return velc * (qp1 + q0) * 0.5 - np.abs(velc) * ((1.0 - cr) + np.abs(velc * dt / dx) * cr) * rj * 0.5
+
+
+def _ref_eke_advection(eke, u_wgrid, v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw, dt_tracer):
+    q = eke
+    nz = q.shape[0]
+    mx = np.zeros_like(q)
+    mx[:, :, :-1] = maskW[:, :, 1:] * maskW[:, :, :-1]
+    my = np.zeros_like(q)
+    my[:, :-1, :] = maskW[:, 1:, :] * maskW[:, :-1, :]
+    mz = np.zeros_like(q)
+    mz[:-1] = maskW[1:] * maskW[:-1]
+    fe = np.zeros_like(q)
+    fn = np.zeros_like(q)
+    ft = np.zeros_like(q)
+    sj = slice(2, -2)
+    fe[:, sj, 1:-2] = _ref_superbee_flux(u_wgrid[:, sj, 1:-2], u_wgrid[:, sj, 1:-2], q[:, sj, :-3], q[:, sj, 1:-2],
+                                         q[:, sj, 2:-1], q[:, sj, 3:], mx[:, sj, :-3], mx[:, sj, 1:-2], mx[:, sj, 2:-1],
+                                         cost[None, sj, None] * dxt[None, None, 1:-2], dt_tracer)
+    fn[:, 1:-2, sj] = _ref_superbee_flux(v_wgrid[:, 1:-2, sj], cosu[None, 1:-2, None] * v_wgrid[:, 1:-2, sj],
+                                         q[:, :-3, sj], q[:, 1:-2, sj], q[:, 2:-1, sj], q[:, 3:, sj],
+                                         my[:, :-3, sj], my[:, 1:-2, sj], my[:, 2:-1, sj],
+                                         (cost * dyt)[None, 1:-2, None], dt_tracer)
+    qp = np.concatenate([q[:1], q, q[-1:]])
+    mp = np.concatenate([mz[:1], mz, mz[-1:]])
+    ft[:-1, sj, sj] = _ref_superbee_flux(w_wgrid[:-1, sj, sj], w_wgrid[:-1, sj, sj], qp[:-3, sj, sj], qp[1:-2, sj, sj],
+                                         qp[2:-1, sj, sj], qp[3:, sj, sj], mp[:-3, sj, sj], mp[1:-2, sj, sj],
+                                         mp[2:-1, sj, sj], dzw[:-1, None, None], dt_tracer)
+    d = np.zeros_like(q)
+    d[:, 2:-2, 2:-2] = maskW[:, 2:-2, 2:-2] * (
+        -(fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) / (cost[None, 2:-2, None] * dxt[None, None, 2:-2])
+        - (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (cost[None, 2:-2, None] * dyt[None, 2:-2, None]))
+    d[0] += -ft[0] / dzw[0]
+    d[1:-1] += -(ft[1:-1] - ft[:-2]) / dzw[1:-1, None, None]
+    d[-1] += -(ft[-1] - ft[-2]) / (0.5 * dzw[-1])
+    return (d,)
+
+
+@kernel("3d", outputs=("deke",), reference=_ref_eke_advection, active=("eke", "u_wgrid", "v_wgrid", "w_wgrid"))
+def eke_advection(i, j, k, deke, eke, u_wgrid, v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw, dt_tracer):
+    """Superbee advection tendency of EKE on the W grid (Veros ``adv_flux_superbee_wgrid``), interior:
+    ``deke = -maskW [d_x fe / (cost dxt) + d_y fn / (cost dyt)] - d_z ft / dzw`` (half cell at the top)."""
+    nz = eke.shape[0]
+    if not in_interior(i, j, eke.shape[2], eke.shape[1]):
+        deke[k, j, i] = 0.0
+        return
+    r = maskW[k, j, i] * (
+        -(sb_fe(k, j, i, eke, u_wgrid, maskW, cost, dxt, dt_tracer)
+          - sb_fe(k, j, i - 1, eke, u_wgrid, maskW, cost, dxt, dt_tracer)) / (cost[j] * dxt[i])
+        - (sb_fn(k, j, i, eke, v_wgrid, maskW, cost, cosu, dyt, dt_tracer)
+           - sb_fn(k, j - 1, i, eke, v_wgrid, maskW, cost, cosu, dyt, dt_tracer)) / (cost[j] * dyt[j]))
+    ft1 = sb_ft(k, j, i, eke, w_wgrid, maskW, dzw, dt_tracer) if k < nz - 1 else 0.0
+    if k == 0:
+        r = r + (-ft1 / dzw[0])
+    elif k < nz - 1:
+        r = r + (-(ft1 - sb_ft(k - 1, j, i, eke, w_wgrid, maskW, dzw, dt_tracer)) / dzw[k])
+    else:
+        r = r + (-(ft1 - sb_ft(k - 1, j, i, eke, w_wgrid, maskW, dzw, dt_tracer)) / (0.5 * dzw[k]))
+    deke[k, j, i] = r
+
+
+# ---------------------------------------------------------------------------
+# lateral diffusion and the Adams-Bashforth step of advection
+# ---------------------------------------------------------------------------
+
+@device
+def eke_fe(k, j, i, eke, K_gm, maskU, cost, dxu):
+    if i >= eke.shape[2] - 1:
+        return 0.0
+    return (0.5 * max(500.0, K_gm[k, j, i] + K_gm[k, j, i + 1]) * (eke[k, j, i + 1] - eke[k, j, i])
+            / (cost[j] * dxu[i]) * maskU[k, j, i])
+
+
+@device
+def eke_fn(k, j, i, eke, K_gm, maskV, cosu, dyu):
+    if j >= eke.shape[1] - 1:
+        return 0.0
+    return (0.5 * max(500.0, K_gm[k, j, i] + K_gm[k, j + 1, i]) * (eke[k, j + 1, i] - eke[k, j, i])
+            / dyu[j] * maskV[k, j, i] * cosu[j])
+
+
+def _ref_eke_update(eke_imp, eke, K_gm, deke_now, deke_old, maskU, maskV, maskW, cost, cosu, dxt, dxu, dyt, dyu,
+                    dt_tracer):
+    fe = np.zeros_like(eke)
+    fn = np.zeros_like(eke)
+    fe[:, :, :-1] = (0.5 * np.maximum(500.0, K_gm[:, :, :-1] + K_gm[:, :, 1:]) * (eke[:, :, 1:] - eke[:, :, :-1])
+                     / (cost[None, :, None] * dxu[None, None, :-1]) * maskU[:, :, :-1])
+    fn[:, :-1, :] = (0.5 * np.maximum(500.0, K_gm[:, :-1, :] + K_gm[:, 1:, :]) * (eke[:, 1:, :] - eke[:, :-1, :])
+                     / dyu[None, :-1, None] * maskV[:, :-1, :] * cosu[None, :-1, None])
+    out = eke_imp.copy()
+    out[:, 2:-2, 2:-2] += dt_tracer * maskW[:, 2:-2, 2:-2] * (
+        (fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) / (cost[None, 2:-2, None] * dxt[None, None, 2:-2])
+        + (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (cost[None, 2:-2, None] * dyt[None, 2:-2, None]))
+    out += dt_tracer * ((1.5 + C.AB_EPS) * deke_now - (0.5 + C.AB_EPS) * deke_old)
+    return (out,)
+
+
+@kernel("3d", outputs=("eke_new",), reference=_ref_eke_update,
+        active=("eke_imp", "eke", "K_gm", "deke_now", "deke_old"))
+def eke_update(i, j, k, eke_new, eke_imp, eke, K_gm, deke_now, deke_old, maskU, maskV, maskW, cost, cosu, dxt, dxu,
+               dyt, dyu, dt_tracer):
+    """``eke[taup1] = e* + dt maskW div(K grad eke[tau]) + dt (1.6 deke[tau] - 0.6 deke[taum1])`` with the
+    lateral diffusivity ``K = 0.5 max(500, K_gm_i + K_gm_{i+1})`` (interior for the diffusion)."""
+    r = eke_imp[k, j, i]
+    if in_interior(i, j, eke.shape[2], eke.shape[1]):
+        r = r + dt_tracer * maskW[k, j, i] * (
+            (eke_fe(k, j, i, eke, K_gm, maskU, cost, dxu) - eke_fe(k, j, i - 1, eke, K_gm, maskU, cost, dxu))
+            / (cost[j] * dxt[i])
+            + (eke_fn(k, j, i, eke, K_gm, maskV, cosu, dyu) - eke_fn(k, j - 1, i, eke, K_gm, maskV, cosu, dyu))
+            / (cost[j] * dyt[j]))
+    eke_new[k, j, i] = r + dt_tracer * ((1.5 + C.AB_EPS) * deke_now[k, j, i] - (0.5 + C.AB_EPS) * deke_old[k, j, i])

@@ -1,0 +1,154 @@
+"""External (barotropic) mode of the rigid-lid model: depth-mean forcing, the curl
+that drives the streamfunction, the psi time step and the velocity update.
+
+psi, dpsi and the island basis functions ``psin`` live at Z points (NE corners),
+shape ``(NY, NX)``; ``psin`` is ``(nisle, NY, NX)``.
+"""
+
+import numpy as np
+
+from .framework import device, kernel
+from .momentum import in_interior
+from .. import constants as C
+
+
+def _ref_barotropic_forcing(du, dv, du_mix, dv_mix, maskU, maskV, dzt, hur, hvr):
+    dz = dzt[:, None, None]
+    uloc = ((du + du_mix) * maskU * dz).sum(axis=0) * hur
+    vloc = ((dv + dv_mix) * maskV * dz).sum(axis=0) * hvr
+    return uloc, vloc
+
+
+@kernel("column", outputs=("uloc", "vloc"), reference=_ref_barotropic_forcing,
+        active=("du", "dv", "du_mix", "dv_mix"))
+def barotropic_forcing(i, j, uloc, vloc, du, dv, du_mix, dv_mix, maskU, maskV, dzt, hur, hvr):
+    """Depth means of the momentum tendency: ``uloc = hur sum_k (du + du_mix) maskU dzt`` (U, 2-d),
+    ``vloc`` likewise at V points.  The current tendency ``du[tau]`` is used, not its AB2 extrapolation."""
+    nz = du.shape[0]
+    su = 0.0
+    sv = 0.0
+    for k in range(nz):
+        su += (du[k, j, i] + du_mix[k, j, i]) * maskU[k, j, i] * dzt[k]
+        sv += (dv[k, j, i] + dv_mix[k, j, i]) * maskV[k, j, i] * dzt[k]
+    uloc[j, i] = su * hur[j, i]
+    vloc[j, i] = sv * hvr[j, i]
+
+
+def _ref_streamfunction_rhs(uloc, vloc, cost, cosu, dxu, dyu):
+    forc = np.zeros_like(uloc)
+    forc[2:-2, 2:-2] = ((vloc[2:-2, 3:-1] - vloc[2:-2, 2:-2]) / (cosu[2:-2, None] * dxu[None, 2:-2])
+                        - (cost[3:-1, None] * uloc[3:-1, 2:-2] - cost[2:-2, None] * uloc[2:-2, 2:-2])
+                        / (cosu[2:-2, None] * dyu[2:-2, None]))
+    return (forc,)
+
+
+@kernel("2d", outputs=("forc",), reference=_ref_streamfunction_rhs, active=("uloc", "vloc"))
+def streamfunction_rhs(i, j, forc, uloc, vloc, cost, cosu, dxu, dyu):
+    """Curl of the depth-mean tendency at Z points (interior):
+    ``forc = (vloc_{i+1} - vloc_i) / (cosu dxu) - (cost_{j+1} uloc_{j+1} - cost_j uloc_j) / (cosu dyu)``."""
+    if in_interior(i, j, uloc.shape[1], uloc.shape[0]):
+        forc[j, i] = ((vloc[j, i + 1] - vloc[j, i]) / (cosu[j] * dxu[i])
+                      - (cost[j + 1] * uloc[j + 1, i] - cost[j] * uloc[j, i]) / (cosu[j] * dyu[j]))
+    else:
+        forc[j, i] = 0.0
+
+
+def _ref_psi_update(dpsi_new, psi_old, dpsi_old, dpsin_now, dpsin_old, psin, dt_mom):
+    ab1, ab0 = 1.5 + C.AB_EPS, 0.5 + C.AB_EPS
+    psi = psi_old + dt_mom * (ab1 * dpsi_new - ab0 * dpsi_old)
+    s = np.zeros_like(psi)
+    for n in range(1, psin.shape[0]):
+        s += (ab1 * dpsin_now[n] - ab0 * dpsin_old[n]) * psin[n]
+    return (psi + dt_mom * s,)
+
+
+@kernel("2d", outputs=("psi_new",), reference=_ref_psi_update,
+        active=("dpsi_new", "psi_old", "dpsi_old", "dpsin_now", "dpsin_old"))
+def psi_update(i, j, psi_new, dpsi_new, psi_old, dpsi_old, dpsin_now, dpsin_old, psin, dt_mom):
+    """Adams-Bashforth step of the streamfunction (Z points):
+    ``psi[taup1] = psi[tau] + dt (1.6 dpsi[taup1] - 0.6 dpsi[tau])
+    + dt sum_{n>=1} (1.6 dpsin[n, tau] - 0.6 dpsin[n, taum1]) psin[n]`` (island 0 held fixed)."""
+    ab1 = 1.5 + C.AB_EPS
+    ab0 = 0.5 + C.AB_EPS
+    p = psi_old[j, i] + dt_mom * (ab1 * dpsi_new[j, i] - ab0 * dpsi_old[j, i])
+    s = 0.0
+    for n in range(1, psin.shape[0]):
+        s += (ab1 * dpsin_now[n] - ab0 * dpsin_old[n]) * psin[n, j, i]
+    psi_new[j, i] = p + dt_mom * s
+
+
+def _ref_velocity_update(u_old, v_old, du_now, dv_now, du_old, dv_old, du_mix, dv_mix, psi, maskU, maskV, dzt,
+                         dxt, dyt, cosu, hur, hvr, dt_mom):
+    ab1, ab0 = 1.5 + C.AB_EPS, 0.5 + C.AB_EPS
+    dz = dzt[:, None, None]
+    u = u_old + dt_mom * (du_mix + ab1 * du_now - ab0 * du_old) * maskU
+    v = v_old + dt_mom * (dv_mix + ab1 * dv_now - ab0 * dv_old) * maskV
+    u = u - (u * maskU * dz).sum(axis=0)[None] * maskU * hur[None]
+    v = v - (v * maskV * dz).sum(axis=0)[None] * maskV * hvr[None]
+    s = (slice(None), slice(2, -2), slice(2, -2))
+    u[s] += -maskU[s] * (psi[None, 2:-2, 2:-2] - psi[None, 1:-3, 2:-2]) / dyt[None, 2:-2, None] * hur[None, 2:-2, 2:-2]
+    v[s] += maskV[s] * (psi[None, 2:-2, 2:-2] - psi[None, 2:-2, 1:-3]) / (cosu[None, 2:-2, None] * dxt[None, None, 2:-2]) * hvr[None, 2:-2, 2:-2]
+    return u, v
+
+
+@kernel("column", outputs=("u_new", "v_new"), reference=_ref_velocity_update,
+        active=("u_old", "v_old", "du_now", "dv_now", "du_old", "dv_old", "du_mix", "dv_mix", "psi"))
+def velocity_update(i, j, u_new, v_new, u_old, v_old, du_now, dv_now, du_old, dv_old, du_mix, dv_mix, psi,
+                    maskU, maskV, dzt, dxt, dyt, cosu, hur, hvr, dt_mom):
+    """New velocities (U / V columns, whole array):
+    ``u* = u[tau] + dt (du_mix + 1.6 du[tau] - 0.6 du[taum1]) maskU``; remove the depth mean
+    ``hur sum(u* maskU dzt)``; add the barotropic velocity ``-maskU (psi_j - psi_{j-1}) / dyt hur``
+    (interior).  v: ``+maskV (psi_i - psi_{i-1}) / (cosu dxt) hvr``."""
+    nz = u_old.shape[0]
+    ab1 = 1.5 + C.AB_EPS
+    ab0 = 0.5 + C.AB_EPS
+    su = 0.0
+    sv = 0.0
+    for k in range(nz):
+        a = u_old[k, j, i] + dt_mom * (du_mix[k, j, i] + ab1 * du_now[k, j, i] - ab0 * du_old[k, j, i]) * maskU[k, j, i]
+        b = v_old[k, j, i] + dt_mom * (dv_mix[k, j, i] + ab1 * dv_now[k, j, i] - ab0 * dv_old[k, j, i]) * maskV[k, j, i]
+        u_new[k, j, i] = a
+        v_new[k, j, i] = b
+        su += a * maskU[k, j, i] * dzt[k]
+        sv += b * maskV[k, j, i] * dzt[k]
+    inner = in_interior(i, j, u_old.shape[2], u_old.shape[1])
+    if inner:
+        bu = (psi[j, i] - psi[j - 1, i]) / dyt[j] * hur[j, i]
+        bv = (psi[j, i] - psi[j, i - 1]) / (cosu[j] * dxt[i]) * hvr[j, i]
+    else:
+        bu = 0.0
+        bv = 0.0
+    for k in range(nz):
+        a = u_new[k, j, i] + (-su * maskU[k, j, i] * hur[j, i])
+        b = v_new[k, j, i] + (-sv * maskV[k, j, i] * hvr[j, i])
+        if inner:
+            a = a + (-maskU[k, j, i] * bu)
+            b = b + maskV[k, j, i] * bv
+        u_new[k, j, i] = a
+        v_new[k, j, i] = b
+
+
+def _ref_vertical_velocity(u, v, maskW, cost, cosu, dxt, dyt, dzt):
+    w = np.zeros_like(u)
+    fxa = -maskW[:, 1:, 1:] * dzt[:, None, None] * (
+        (u[:, 1:, 1:] - u[:, 1:, :-1]) / (cost[None, 1:, None] * dxt[None, None, 1:])
+        + (cosu[None, 1:, None] * v[:, 1:, 1:] - cosu[None, :-1, None] * v[:, :-1, 1:]) / (cost[None, 1:, None] * dyt[None, 1:, None]))
+    w[:, 1:, 1:] = np.cumsum(fxa, axis=0)
+    return (w,)
+
+
+@kernel("column", outputs=("w_new",), reference=_ref_vertical_velocity, active=("u", "v"))
+def vertical_velocity(i, j, w_new, u, v, maskW, cost, cosu, dxt, dyt, dzt):
+    """Vertical velocity at W points from continuity, integrated upward from the bottom
+    (``i, j >= 1``): ``w[k] = -sum_{k'<=k} maskW dzt [d_x u / (cost dxt) + d_y(cosu v) / (cost dyt)]``.
+    w at the surface is the (round-off) divergence error of the rigid lid."""
+    nz = u.shape[0]
+    if i < 1 or j < 1:
+        for k in range(nz):
+            w_new[k, j, i] = 0.0
+        return
+    s = 0.0
+    for k in range(nz):
+        s += -maskW[k, j, i] * dzt[k] * ((u[k, j, i] - u[k, j, i - 1]) / (cost[j] * dxt[i])
+                                         + (cosu[j] * v[k, j, i] - cosu[j - 1] * v[k, j - 1, i]) / (cost[j] * dyt[j]))
+        w_new[k, j, i] = s

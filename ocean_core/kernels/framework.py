@@ -1,0 +1,333 @@
+"""Single-source kernels for the CPU (Numba ``prange``) and NVIDIA GPUs (numba-cuda).
+
+A *kernel* is a pointwise body ``body(i, j, k, out..., in...)`` compiled with
+``numba.njit(inline="always")``.  It never allocates and never returns a value;
+it writes the outputs of the point ``(k, j, i)`` only (gather form), so any
+launch order gives the same result and no atomics are needed.
+
+Launchers are *generated* Python source: for every module of bodies a file
+``stommel_gen_<module>_<hash>.py`` is written to a cache directory and imported.
+It holds, per kernel,
+
+* ``<name>_cpu(nk, nj, ni, *arrays)``: a ``prange`` loop nest calling the body,
+* ``<name>_cuda(nk, nj, ni, *arrays)``: a ``cuda.jit`` kernel calling the same body.
+
+Generated files are used (instead of closures) because numba's on-disk cache only
+works for module-level functions and because ``inline="always"`` cannot be used
+through ``*args``.  The hash in the file name covers the body module and every
+project module it depends on, so an edited body can never run stale cached code
+(numba's cache only watches the launcher file).
+
+Iteration spaces (``space=``):
+
+``"3d"``      body(i, j, k, ...) for every (k, j, i) of the first argument's shape
+              ``(nz, ny+4, nx+4)``;
+``"2d"``      body(i, j, ...) for every (j, i) of the last two dimensions of the
+              first argument;
+``"column"``  body(i, j, ...) like ``"2d"``, the body loops over k itself
+              (vertical solves, cumulative sums).
+
+Arrays are C-ordered ``[k, j, i]`` (x fastest), with 2 halo cells in x and y.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import numba
+
+__all__ = ["device", "kernel", "Kernel", "REGISTRY", "launcher_module", "kernel_dir"]
+
+#: decorator for pointwise bodies and helpers (always inlined into the launchers)
+device = numba.njit(inline="always", error_model="numpy")
+
+#: every kernel, forward, tangent and adjoint, by name
+REGISTRY: dict[str, "Kernel"] = {}
+
+SPACES = ("3d", "2d", "column")
+
+
+class Kernel:
+    """A registered kernel: body, iteration space, argument roles.
+
+    Parameters
+    ----------
+    body : numba dispatcher
+        The ``inline="always"`` pointwise body.
+    space : {"3d", "2d", "column"}
+        Iteration space (see module docstring).
+    outputs : tuple of str
+        Names of the arguments the body writes (they come first in the signature).
+    inputs : tuple of str
+        Names of the remaining arguments, in order (arrays and scalars).
+    reference : callable, optional
+        Plain NumPy implementation ``reference(*inputs) -> tuple(outputs)`` used by
+        the tests; it must not be the generated code.
+    kind : {"forward", "tangent", "adjoint"}
+    active : tuple of str
+        For forward kernels: the inputs the outputs depend on differentiably.
+    accumulate : bool
+        Adjoint kernels accumulate (``+=``) into their outputs.
+    """
+
+    def __init__(self, body, name, module, space, outputs, inputs, reference=None,
+                 kind="forward", active=(), doc=""):
+        if space not in SPACES:
+            raise ValueError(f"kernel {name!r}: space={space!r}, allowed: {SPACES}")
+        self.body = body
+        self.name = name
+        self.module = module
+        self.space = space
+        self.outputs = tuple(outputs)
+        self.inputs = tuple(inputs)
+        self.reference = reference
+        self.kind = kind
+        self.active = tuple(active)
+        self.tangent: Kernel | None = None
+        self.adjoint: Kernel | None = None
+        self.__doc__ = doc
+
+    @property
+    def args(self):
+        return self.outputs + self.inputs
+
+    def __repr__(self):
+        return f"<Kernel {self.module}.{self.name} space={self.space} out={self.outputs}>"
+
+    # -- launching ---------------------------------------------------------
+    def cpu(self):
+        """The generated CPU launcher ``f(nk, nj, ni, *args)``."""
+        return getattr(launcher_module(self.module), f"{self.name}_cpu")
+
+    def cuda(self):
+        """The generated CUDA kernel ``f[blocks, threads](nk, nj, ni, *args)``."""
+        return getattr(launcher_module(self.module, cuda=True), f"{self.name}_cuda")
+
+    def extents(self, first):
+        shape = first.shape
+        if self.space == "3d":
+            if len(shape) != 3:
+                raise ValueError(f"kernel {self.name}: first argument must be 3-d, got shape {shape}")
+            return shape[0], shape[1], shape[2]
+        return 1, shape[-2], shape[-1]
+
+    def __call__(self, *args, backend=None):
+        """Run on the backend of the arrays (``backend`` overrides: "cpu" or "cuda")."""
+        if len(args) != len(self.args):
+            raise TypeError(f"kernel {self.name} takes {len(self.args)} arguments {self.args}, got {len(args)}")
+        nk, nj, ni = self.extents(args[0])
+        if backend is None:
+            backend = "cuda" if hasattr(args[0], "__cuda_array_interface__") else "cpu"
+        if backend == "cpu":
+            self.cpu()(nk, nj, ni, *args)
+        elif backend == "cuda":
+            launch_cuda(self, (nk, nj, ni), args)
+        else:
+            raise ValueError(f"backend={backend!r}, allowed: 'cpu', 'cuda'")
+
+
+def kernel(space, outputs, reference=None, name=None, kind="forward", active=None):
+    """Register a pointwise body as a kernel.
+
+    The decorated function's signature must be ``(i, j, k, *outputs, *inputs)`` for
+    ``space="3d"`` and ``(i, j, *outputs, *inputs)`` otherwise.  Returns the
+    :class:`Kernel`; the compiled body is ``Kernel.body``.
+    """
+    outputs = tuple(outputs)
+
+    def deco(pyfunc):
+        kname = name or pyfunc.__name__
+        params = list(inspect.signature(pyfunc).parameters)
+        nidx = 3 if space == "3d" else 2
+        idx = params[:nidx]
+        expected = ["i", "j", "k"][:nidx]
+        if idx != expected:
+            raise TypeError(f"kernel {kname}: first parameters must be {expected}, got {idx}")
+        rest = params[nidx:]
+        if tuple(rest[: len(outputs)]) != outputs:
+            raise TypeError(f"kernel {kname}: outputs {outputs} must be the first arguments after the indices, got {rest}")
+        inputs = tuple(rest[len(outputs):])
+        if kname in REGISTRY and REGISTRY[kname].module != pyfunc.__module__:
+            raise ValueError(f"kernel name {kname!r} registered twice ({REGISTRY[kname].module}, {pyfunc.__module__})")
+        body = device(pyfunc)
+        act = tuple(active) if active is not None else ()
+        k = Kernel(body, kname, pyfunc.__module__, space, outputs, inputs, reference=reference,
+                   kind=kind, active=act, doc=pyfunc.__doc__ or "")
+        REGISTRY[kname] = k
+        return k
+
+    return deco
+
+
+# ---------------------------------------------------------------------------
+# code generation
+# ---------------------------------------------------------------------------
+
+_PROJECT_PACKAGES = ("ocean_core", "adjoint")
+_loaded: dict[tuple, types.ModuleType] = {}
+
+
+def kernel_dir() -> Path:
+    """Directory for generated launcher files (and numba's cache of them)."""
+    env = os.environ.get("STOMMEL_KERNEL_DIR")
+    if env:
+        d = Path(env)
+    elif os.environ.get("NUMBA_CACHE_DIR"):
+        d = Path(os.environ["NUMBA_CACHE_DIR"]) / "stommel_gen"
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        d = Path(base) / "stommel" / "gen"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        probe = d / ".write_probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError:
+        d = Path(tempfile.gettempdir()) / f"stommel_gen_{os.getuid() if hasattr(os, 'getuid') else 0}"
+        d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _dependency_files(modname: str) -> list[str]:
+    """Source files of ``modname`` and every project module its globals come from."""
+    seen: dict[str, str] = {}
+
+    def visit(name):
+        if name in seen or not name.split(".")[0] in _PROJECT_PACKAGES:
+            return
+        mod = sys.modules.get(name) or importlib.import_module(name)
+        f = getattr(mod, "__file__", None)
+        if f is None:
+            return
+        seen[name] = f
+        for val in vars(mod).values():
+            owner = None
+            if isinstance(val, types.ModuleType):
+                owner = val.__name__
+            elif isinstance(val, Kernel):
+                owner = val.module
+            else:
+                pf = getattr(val, "py_func", None)
+                owner = getattr(pf, "__module__", None) or getattr(val, "__module__", None)
+            if owner and owner != name:
+                visit(owner)
+
+    visit(modname)
+    return [seen[k] for k in sorted(seen)]
+
+
+def _source_hash(modname: str, extra: str) -> str:
+    h = hashlib.sha256(extra.encode())
+    for f in _dependency_files(modname):
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _kernels_of(modname: str) -> list[Kernel]:
+    ks = [k for k in REGISTRY.values() if k.module == modname]
+    if not ks:
+        raise ValueError(f"module {modname} defines no kernels")
+    return ks
+
+
+def generate_source(modname: str, cuda: bool) -> str:
+    """Source text of the launcher module for the kernels of ``modname``."""
+    sim = bool(numba.config.ENABLE_CUDASIM)
+    lines = [
+        f"# Generated by ocean_core.kernels.framework for {modname}; do not edit.",
+        f"# cuda={cuda} simulator={sim}",
+        "import numba",
+        "from numba import prange",
+    ]
+    if cuda:
+        lines.append("from numba import cuda")
+    lines += [f"import {modname} as _m", ""]
+    if cuda and sim:
+        # The simulator passes fake device arrays; njit bodies need the numpy array behind them.
+        lines += [
+            "def _dev(a):",
+            "    return getattr(getattr(a, '_item', None), '_ary', a)",
+            "",
+        ]
+    for k in _kernels_of(modname):
+        args = ", ".join(k.args)
+        body = f"_b_{k.name}"
+        lines.append(f"{body} = _m.{k.name}.body")
+        if not cuda:
+            lines.append("@numba.njit(parallel=True, cache=True, fastmath=False, error_model='numpy', nogil=True)")
+            lines.append(f"def {k.name}_cpu(_nk, _nj, _ni, {args}):")
+            if k.space == "3d":
+                lines += [
+                    "    for _kj in prange(_nk * _nj):",
+                    "        _k = _kj // _nj",
+                    "        _j = _kj - _k * _nj",
+                    "        for _i in range(_ni):",
+                    f"            {body}(_i, _j, _k, {args})",
+                ]
+            else:
+                lines += [
+                    "    for _j in prange(_nj):",
+                    "        for _i in range(_ni):",
+                    f"            {body}(_i, _j, {args})",
+                ]
+        else:
+            lines.append("@cuda.jit(cache=True)" if not sim else "@cuda.jit")
+            lines.append(f"def {k.name}_cuda(_nk, _nj, _ni, {args}):")
+            if sim:
+                for a in k.args:
+                    lines.append(f"    {a} = _dev({a})")
+            lines += [
+                "    _i, _j, _k = cuda.grid(3)",
+                "    if _i < _ni and _j < _nj and _k < _nk:",
+            ]
+            if k.space == "3d":
+                lines.append(f"        {body}(_i, _j, _k, {args})")
+            else:
+                lines.append(f"        {body}(_i, _j, {args})")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def launcher_module(modname: str, cuda: bool = False) -> types.ModuleType:
+    """Import (generating if needed) the launcher module of ``modname``."""
+    key = (modname, cuda, bool(numba.config.ENABLE_CUDASIM))
+    mod = _loaded.get(key)
+    if mod is not None:
+        return mod
+    importlib.import_module(modname)
+    src = generate_source(modname, cuda)
+    h = _source_hash(modname, src)
+    genname = f"stommel_gen_{modname.replace('.', '_')}_{'cuda' if cuda else 'cpu'}_{h}"
+    path = kernel_dir() / f"{genname}.py"
+    if not path.exists() or path.read_text() != src:
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(src)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(genname, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[genname] = mod
+    spec.loader.exec_module(mod)
+    _loaded[key] = mod
+    return mod
+
+
+# ---------------------------------------------------------------------------
+# CUDA launch configuration
+# ---------------------------------------------------------------------------
+
+_BLOCK_3D = (64, 2, 2)
+_BLOCK_2D = (64, 4, 1)
+
+
+def launch_cuda(k: Kernel, extents, args, stream=0):
+    nk, nj, ni = extents
+    bx, by, bz = _BLOCK_3D if k.space == "3d" else _BLOCK_2D
+    grid = ((ni + bx - 1) // bx, (nj + by - 1) // by, (nk + bz - 1) // bz)
+    k.cuda()[grid, (bx, by, bz), stream](nk, nj, ni, *args)

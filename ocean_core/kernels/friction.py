@@ -1,0 +1,420 @@
+"""Friction: implicit vertical friction, harmonic lateral friction with cos scaling,
+linear bottom drag, and the lateral-friction dissipation that feeds the EKE budget.
+
+Parameter fields (controls of the adjoint): ``A_h_t`` (T points) and ``A_h_z``
+(corner points, the pairwise average of the four surrounding T values, see
+:func:`ocean_core.params`), ``r_bot_u`` / ``r_bot_v`` at U / V points.  For
+uniform parameters the fields hold the scalar exactly, so the model reproduces
+Veros's scalar A_h and r_bot to the last bit.
+"""
+
+import numpy as np
+
+from .framework import device, kernel
+from .momentum import in_interior
+
+
+# ---------------------------------------------------------------------------
+# tridiagonal solve (Thomas algorithm) on the wet part k0..nz-1 of a column
+# ---------------------------------------------------------------------------
+
+def thomas_ref(a, b, c, d):
+    """Reference Thomas algorithm on 1-d NumPy arrays (a[0], c[-1] ignored)."""
+    n = len(d)
+    cp = np.zeros(n)
+    dp = np.zeros(n)
+    cp[0] = c[0] / b[0]
+    dp[0] = d[0] / b[0]
+    for k in range(1, n):
+        den = b[k] - a[k] * cp[k - 1]
+        cp[k] = c[k] / den
+        dp[k] = (d[k] - a[k] * dp[k - 1]) / den
+    x = np.zeros(n)
+    x[-1] = dp[-1]
+    for k in range(n - 2, -1, -1):
+        x[k] = dp[k] - cp[k] * x[k + 1]
+    return x
+
+
+# ---------------------------------------------------------------------------
+# implicit vertical friction (backward Euler with kappaM), U and V columns
+# ---------------------------------------------------------------------------
+
+@device
+def vfric_coeffs(k, kk0, nz, delta_km1, delta_k, dzt):
+    """(a, b, c) of the implicit vertical-friction matrix at level k (kk0 = bottom wet level)."""
+    a = -delta_km1 / dzt[k]
+    c = -delta_k / dzt[k]
+    if k == kk0:
+        b = 1.0 + delta_k / dzt[k]
+    elif k == nz - 1:
+        b = 1.0 + delta_km1 / dzt[k]
+    else:
+        b = 1.0 + delta_km1 / dzt[k] + delta_k / dzt[k]
+    return a, b, c
+
+
+@device
+def vfric_delta_u(k, j, i, nz, kappaM, maskU, dzw, dt_mom):
+    if k < 0 or k >= nz - 1:
+        return 0.0
+    return dt_mom / dzw[k] * (0.5 * (kappaM[k, j, i] + kappaM[k, j, i + 1])) * maskU[k + 1, j, i] * maskU[k, j, i]
+
+
+@device
+def vfric_delta_v(k, j, i, nz, kappaM, maskV, dzw, dt_mom):
+    if k < 0 or k >= nz - 1:
+        return 0.0
+    return dt_mom / dzw[k] * (0.5 * (kappaM[k, j, i] + kappaM[k, j + 1, i])) * maskV[k + 1, j, i] * maskV[k, j, i]
+
+
+def _ref_implicit_vert_friction(u, v, kappaM, maskU, maskV, kbot, dzt, dzw, dt_mom):
+    nz, NY, NX = u.shape
+    outs = []
+    for q, mask, isv in ((u, maskU, False), (v, maskV, True)):
+        out = np.zeros_like(q)
+        for j in range(1, NY - 2):
+            for i in range(1, NX - 2):
+                kss = max(kbot[j, i], kbot[j + 1, i]) if isv else max(kbot[j, i], kbot[j, i + 1])
+                if kss == 0:
+                    continue
+                k0 = kss - 1
+                km = 0.5 * (kappaM[:-1, j, i] + (kappaM[:-1, j + 1, i] if isv else kappaM[:-1, j, i + 1]))
+                delta = np.zeros(nz)
+                delta[:-1] = dt_mom / dzw[:-1] * km * mask[1:, j, i] * mask[:-1, j, i]
+                n = nz - k0
+                a = np.zeros(n)
+                b = np.zeros(n)
+                c = np.zeros(n)
+                for kk in range(n):
+                    k = k0 + kk
+                    dkm1 = delta[k - 1] if k > 0 else 0.0
+                    a[kk] = -dkm1 / dzt[k]
+                    c[kk] = -delta[k] / dzt[k]
+                    if k == k0:
+                        b[kk] = 1 + delta[k] / dzt[k]
+                    elif k == nz - 1:
+                        b[kk] = 1 + dkm1 / dzt[k]
+                    else:
+                        b[kk] = 1 + dkm1 / dzt[k] + delta[k] / dzt[k]
+                x = thomas_ref(a, b, c, q[k0:, j, i])
+                out[k0:, j, i] = (x - q[k0:, j, i]) / dt_mom
+        outs.append(out)
+    return outs[0], outs[1], np.zeros_like(u)
+
+
+@kernel("column", outputs=("du_mix_v", "dv_mix_v", "scr_cp"), reference=_ref_implicit_vert_friction,
+        active=("u", "v", "kappaM"))
+def implicit_vert_friction(i, j, du_mix_v, dv_mix_v, scr_cp, u, v, kappaM, maskU, maskV, kbot, dzt, dzw, dt_mom):
+    """Implicit vertical friction (Veros ``implicit_vert_friction``) as a tendency.
+
+    For each U column (``1 <= i < NX-2``, ``1 <= j < NY-2``) solve
+    ``(I - dt d_z(kappaM d_z)) u* = u`` on the wet levels ``k >= max(kbot_i, kbot_{i+1}) - 1``
+    with ``delta[k] = dt/dzw[k] 0.5 (kappaM_i + kappaM_{i+1})[k] maskU[k+1] maskU[k]``,
+    and return ``du_mix_v = (u* - u) / dt`` (zero elsewhere).  Same for v.  kappaM at W.
+    ``scr_cp`` is scratch (the Thomas algorithm's modified upper diagonal).
+    """
+    nz = u.shape[0]
+    NY = u.shape[1]
+    NX = u.shape[2]
+    for k in range(nz):
+        du_mix_v[k, j, i] = 0.0
+        dv_mix_v[k, j, i] = 0.0
+        scr_cp[k, j, i] = 0.0
+    if i < 1 or i >= NX - 2 or j < 1 or j >= NY - 2:
+        return
+    # ---- u column ----
+    kss = max(kbot[j, i], kbot[j, i + 1])
+    if kss > 0:
+        k0 = kss - 1
+        # forward sweep: store d' in du_mix_v, c' in scr_cp
+        for k in range(k0, nz):
+            a, b, c = vfric_coeffs(k, k0, nz, vfric_delta_u(k - 1, j, i, nz, kappaM, maskU, dzw, dt_mom),
+                                   vfric_delta_u(k, j, i, nz, kappaM, maskU, dzw, dt_mom), dzt)
+            if k == k0:
+                den = b
+                scr_cp[k, j, i] = c / den
+                du_mix_v[k, j, i] = u[k, j, i] / den
+            else:
+                den = b - a * scr_cp[k - 1, j, i]
+                scr_cp[k, j, i] = c / den
+                du_mix_v[k, j, i] = (u[k, j, i] - a * du_mix_v[k - 1, j, i]) / den
+        for kk in range(nz - 1 - k0):
+            k = nz - 2 - kk
+            du_mix_v[k, j, i] = du_mix_v[k, j, i] - scr_cp[k, j, i] * du_mix_v[k + 1, j, i]
+        for k in range(k0, nz):
+            du_mix_v[k, j, i] = (du_mix_v[k, j, i] - u[k, j, i]) / dt_mom
+    # ---- v column ----
+    kss = max(kbot[j, i], kbot[j + 1, i])
+    if kss > 0:
+        k0 = kss - 1
+        for k in range(k0, nz):
+            a, b, c = vfric_coeffs(k, k0, nz, vfric_delta_v(k - 1, j, i, nz, kappaM, maskV, dzw, dt_mom),
+                                   vfric_delta_v(k, j, i, nz, kappaM, maskV, dzw, dt_mom), dzt)
+            if k == k0:
+                den = b
+                scr_cp[k, j, i] = c / den
+                dv_mix_v[k, j, i] = v[k, j, i] / den
+            else:
+                den = b - a * scr_cp[k - 1, j, i]
+                scr_cp[k, j, i] = c / den
+                dv_mix_v[k, j, i] = (v[k, j, i] - a * dv_mix_v[k - 1, j, i]) / den
+        for kk in range(nz - 1 - k0):
+            k = nz - 2 - kk
+            dv_mix_v[k, j, i] = dv_mix_v[k, j, i] - scr_cp[k, j, i] * dv_mix_v[k + 1, j, i]
+        for k in range(k0, nz):
+            dv_mix_v[k, j, i] = (dv_mix_v[k, j, i] - v[k, j, i]) / dt_mom
+
+
+# ---------------------------------------------------------------------------
+# harmonic lateral friction (cos scaling, free slip) and linear bottom drag
+# ---------------------------------------------------------------------------
+
+@device
+def hfric_fe_u(k, j, i, u, maskU, A_h_t, cosfac_t, cost, dxt):
+    """East flux of u at T point (j, i+1): A_h cost^p (u_{i+1} - u_i) / (cost dxt_{i+1}) mU mU."""
+    if i >= u.shape[2] - 1:
+        return 0.0
+    return (A_h_t[j, i + 1] * cosfac_t[j] * (u[k, j, i + 1] - u[k, j, i]) / (cost[j] * dxt[i + 1])
+            * maskU[k, j, i + 1] * maskU[k, j, i])
+
+
+@device
+def hfric_fn_u(k, j, i, u, maskU, A_h_z, cosfac_u, cosu, dyu):
+    """North flux of u at corner (j, i): A_h cosu^p (u_{j+1} - u_j) / dyu mU mU cosu."""
+    if j >= u.shape[1] - 1:
+        return 0.0
+    return (A_h_z[j, i] * cosfac_u[j] * (u[k, j + 1, i] - u[k, j, i]) / dyu[j]
+            * maskU[k, j + 1, i] * maskU[k, j, i] * cosu[j])
+
+
+@device
+def hfric_fe_v(k, j, i, v, maskV, A_h_z, cosfac_u, cosu, dxu):
+    """East flux of v at corner (j, i): A_h cosu^p (v_{i+1} - v_i) / (cosu dxu) mV mV."""
+    if i >= v.shape[2] - 1:
+        return 0.0
+    return (A_h_z[j, i] * cosfac_u[j] * (v[k, j, i + 1] - v[k, j, i]) / (cosu[j] * dxu[i])
+            * maskV[k, j, i + 1] * maskV[k, j, i])
+
+
+@device
+def hfric_fn_v(k, j, i, v, maskV, A_h_t, cosfac_t, cost, dyt):
+    """North flux of v at T point (j+1, i): A_h cost^p (v_{j+1} - v_j) / dyt cost mV mV."""
+    if j >= v.shape[1] - 1:
+        return 0.0
+    return (A_h_t[j + 1, i] * cosfac_t[j + 1] * (v[k, j + 1, i] - v[k, j, i]) / dyt[j + 1] * cost[j + 1]
+            * maskV[k, j, i] * maskV[k, j + 1, i])
+
+
+@device
+def bottom_level_u(j, i, kbot):
+    return max(kbot[j, i], kbot[j, i + 1]) - 1
+
+
+@device
+def bottom_level_v(j, i, kbot):
+    return max(kbot[j, i], kbot[j + 1, i]) - 1
+
+
+def _ref_lateral_friction(du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v, cosfac_t, cosfac_u, maskU,
+                          maskV, kbot, cost, cosu, dxt, dxu, dyt, dyu):
+    nz = u.shape[0]
+    fe = np.zeros_like(u)
+    fn = np.zeros_like(u)
+    fe[:, :, :-1] = (A_h_t[None, :, 1:] * cosfac_t[None, :, None] * (u[:, :, 1:] - u[:, :, :-1])
+                     / (cost[None, :, None] * dxt[None, None, 1:]) * maskU[:, :, 1:] * maskU[:, :, :-1])
+    fn[:, :-1, :] = (A_h_z[None, :-1, :] * cosfac_u[None, :-1, None] * (u[:, 1:, :] - u[:, :-1, :])
+                     / dyu[None, :-1, None] * maskU[:, 1:, :] * maskU[:, :-1, :] * cosu[None, :-1, None])
+    du = np.zeros_like(u)
+    s = (slice(None), slice(2, -2), slice(2, -2))
+    du[s] = du_mix_v[s] + maskU[s] * ((fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) / (cost[None, 2:-2, None] * dxu[None, None, 2:-2])
+                                      + (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (cost[None, 2:-2, None] * dyt[None, 2:-2, None]))
+    fe = np.zeros_like(v)
+    fn = np.zeros_like(v)
+    fe[:, :, :-1] = (A_h_z[None, :, :-1] * cosfac_u[None, :, None] * (v[:, :, 1:] - v[:, :, :-1])
+                     / (cosu[None, :, None] * dxu[None, None, :-1]) * maskV[:, :, 1:] * maskV[:, :, :-1])
+    fn[:, :-1, :] = (A_h_t[None, 1:, :] * cosfac_t[None, 1:, None] * (v[:, 1:, :] - v[:, :-1, :]) / dyt[None, 1:, None]
+                     * cost[None, 1:, None] * maskV[:, :-1, :] * maskV[:, 1:, :])
+    dv = np.zeros_like(v)
+    dv[s] = dv_mix_v[s] + maskV[s] * ((fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) / (cosu[None, 2:-2, None] * dxt[None, None, 2:-2])
+                                      + (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (dyu[None, 2:-2, None] * cosu[None, 2:-2, None]))
+    ks = np.arange(nz)[:, None, None]
+    ku = np.maximum(kbot[:, :-1], kbot[:, 1:]) - 1
+    bu = np.zeros_like(u)
+    bu[:, :, :-1] = (ks == ku[None]) * (-maskU[:, :, :-1] * r_bot_u[None, :, :-1] * u[:, :, :-1])
+    kv = np.maximum(kbot[:-1, :], kbot[1:, :]) - 1
+    bv = np.zeros_like(v)
+    bv[:, :-1, :] = (ks == kv[None]) * (-maskV[:, :-1, :] * r_bot_v[None, :-1, :] * v[:, :-1, :])
+    du[s] += bu[s]
+    dv[s] += bv[s]
+    return du, dv
+
+
+@kernel("3d", outputs=("du_mix", "dv_mix"), reference=_ref_lateral_friction,
+        active=("du_mix_v", "dv_mix_v", "u", "v", "A_h_t", "A_h_z", "r_bot_u", "r_bot_v"))
+def lateral_friction(i, j, k, du_mix, dv_mix, du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v,
+                     cosfac_t, cosfac_u, maskU, maskV, kbot, cost, cosu, dxt, dxu, dyt, dyu):
+    """Friction tendency ``du_mix = du_mix_v + harmonic(u) - r_bot u [bottom cell]`` (U; V likewise).
+
+    Harmonic part (Veros ``harmonic_friction`` with cos scaling, free slip):
+    ``maskU [(fe_i - fe_{i-1}) / (cost dxu) + (fn_j - fn_{j-1}) / (cost dyt)]``;
+    bottom drag acts on the deepest wet cell only and is *not* divided by dz.
+    cosfac_t = cost**p, cosfac_u = cosu**p with p = hor_friction_cosPower.
+    """
+    if not in_interior(i, j, u.shape[2], u.shape[1]):
+        du_mix[k, j, i] = 0.0
+        dv_mix[k, j, i] = 0.0
+        return
+    hu = maskU[k, j, i] * (
+        (hfric_fe_u(k, j, i, u, maskU, A_h_t, cosfac_t, cost, dxt)
+         - hfric_fe_u(k, j, i - 1, u, maskU, A_h_t, cosfac_t, cost, dxt)) / (cost[j] * dxu[i])
+        + (hfric_fn_u(k, j, i, u, maskU, A_h_z, cosfac_u, cosu, dyu)
+           - hfric_fn_u(k, j - 1, i, u, maskU, A_h_z, cosfac_u, cosu, dyu)) / (cost[j] * dyt[j]))
+    a = du_mix_v[k, j, i] + hu
+    if k == bottom_level_u(j, i, kbot):
+        a = a + (-maskU[k, j, i] * r_bot_u[j, i] * u[k, j, i])
+    du_mix[k, j, i] = a
+    hv = maskV[k, j, i] * (
+        (hfric_fe_v(k, j, i, v, maskV, A_h_z, cosfac_u, cosu, dxu)
+         - hfric_fe_v(k, j, i - 1, v, maskV, A_h_z, cosfac_u, cosu, dxu)) / (cosu[j] * dxt[i])
+        + (hfric_fn_v(k, j, i, v, maskV, A_h_t, cosfac_t, cost, dyt)
+           - hfric_fn_v(k, j - 1, i, v, maskV, A_h_t, cosfac_t, cost, dyt)) / (dyu[j] * cosu[j]))
+    b = dv_mix_v[k, j, i] + hv
+    if k == bottom_level_v(j, i, kbot):
+        b = b + (-maskV[k, j, i] * r_bot_v[j, i] * v[k, j, i])
+    dv_mix[k, j, i] = b
+
+
+# ---------------------------------------------------------------------------
+# dissipation of lateral friction (source of EKE): U/V points, then W/T grid
+# ---------------------------------------------------------------------------
+
+@device
+def diss_u_at(k, j, i, u, maskU, A_h_t, A_h_z, cosfac_t, cosfac_u, cost, cosu, dxt, dxu, dyt, dyu):
+    fe1 = hfric_fe_u(k, j, i, u, maskU, A_h_t, cosfac_t, cost, dxt)
+    fe0 = hfric_fe_u(k, j, i - 1, u, maskU, A_h_t, cosfac_t, cost, dxt)
+    fn1 = hfric_fn_u(k, j, i, u, maskU, A_h_z, cosfac_u, cosu, dyu)
+    fn0 = hfric_fn_u(k, j - 1, i, u, maskU, A_h_z, cosfac_u, cosu, dyu)
+    return (0.5 * ((u[k, j, i + 1] - u[k, j, i]) * fe1 + (u[k, j, i] - u[k, j, i - 1]) * fe0) / (cost[j] * dxu[i])
+            + 0.5 * ((u[k, j + 1, i] - u[k, j, i]) * fn1 + (u[k, j, i] - u[k, j - 1, i]) * fn0) / (cost[j] * dyt[j]))
+
+
+@device
+def diss_v_at(k, j, i, v, maskV, A_h_t, A_h_z, cosfac_t, cosfac_u, cost, cosu, dxt, dxu, dyt, dyu):
+    fe1 = hfric_fe_v(k, j, i, v, maskV, A_h_z, cosfac_u, cosu, dxu)
+    fe0 = hfric_fe_v(k, j, i - 1, v, maskV, A_h_z, cosfac_u, cosu, dxu)
+    fn1 = hfric_fn_v(k, j, i, v, maskV, A_h_t, cosfac_t, cost, dyt)
+    fn0 = hfric_fn_v(k, j - 1, i, v, maskV, A_h_t, cosfac_t, cost, dyt)
+    return (0.5 * ((v[k, j, i + 1] - v[k, j, i]) * fe1 + (v[k, j, i] - v[k, j, i - 1]) * fe0) / (cosu[j] * dxt[i])
+            + 0.5 * ((v[k, j + 1, i] - v[k, j, i]) * fn1 + (v[k, j, i] - v[k, j - 1, i]) * fn0) / (cosu[j] * dyu[j]))
+
+
+def _ref_friction_dissipation(u, v, A_h_t, A_h_z, cosfac_t, cosfac_u, maskU, maskV, cost, cosu, dxt, dxu, dyt, dyu):
+    fe = np.zeros_like(u)
+    fn = np.zeros_like(u)
+    fe[:, :, :-1] = (A_h_t[None, :, 1:] * cosfac_t[None, :, None] * (u[:, :, 1:] - u[:, :, :-1])
+                     / (cost[None, :, None] * dxt[None, None, 1:]) * maskU[:, :, 1:] * maskU[:, :, :-1])
+    fn[:, :-1, :] = (A_h_z[None, :-1, :] * cosfac_u[None, :-1, None] * (u[:, 1:, :] - u[:, :-1, :])
+                     / dyu[None, :-1, None] * maskU[:, 1:, :] * maskU[:, :-1, :] * cosu[None, :-1, None])
+    du = np.zeros_like(u)
+    du[:, 2:-2, 1:-2] = (0.5 * ((u[:, 2:-2, 2:-1] - u[:, 2:-2, 1:-2]) * fe[:, 2:-2, 1:-2]
+                                + (u[:, 2:-2, 1:-2] - u[:, 2:-2, :-3]) * fe[:, 2:-2, :-3])
+                         / (cost[None, 2:-2, None] * dxu[None, None, 1:-2])
+                         + 0.5 * ((u[:, 3:-1, 1:-2] - u[:, 2:-2, 1:-2]) * fn[:, 2:-2, 1:-2]
+                                  + (u[:, 2:-2, 1:-2] - u[:, 1:-3, 1:-2]) * fn[:, 1:-3, 1:-2])
+                         / (cost[None, 2:-2, None] * dyt[None, 2:-2, None]))
+    fe = np.zeros_like(v)
+    fn = np.zeros_like(v)
+    fe[:, :, :-1] = (A_h_z[None, :, :-1] * cosfac_u[None, :, None] * (v[:, :, 1:] - v[:, :, :-1])
+                     / (cosu[None, :, None] * dxu[None, None, :-1]) * maskV[:, :, 1:] * maskV[:, :, :-1])
+    fn[:, :-1, :] = (A_h_t[None, 1:, :] * cosfac_t[None, 1:, None] * (v[:, 1:, :] - v[:, :-1, :]) / dyt[None, 1:, None]
+                     * cost[None, 1:, None] * maskV[:, :-1, :] * maskV[:, 1:, :])
+    dv = np.zeros_like(v)
+    dv[:, 1:-2, 2:-2] = (0.5 * ((v[:, 1:-2, 3:-1] - v[:, 1:-2, 2:-2]) * fe[:, 1:-2, 2:-2]
+                                + (v[:, 1:-2, 2:-2] - v[:, 1:-2, 1:-3]) * fe[:, 1:-2, 1:-3])
+                         / (cosu[None, 1:-2, None] * dxt[None, None, 2:-2])
+                         + 0.5 * ((v[:, 2:-1, 2:-2] - v[:, 1:-2, 2:-2]) * fn[:, 1:-2, 2:-2]
+                                  + (v[:, 1:-2, 2:-2] - v[:, :-3, 2:-2]) * fn[:, :-3, 2:-2])
+                         / (cosu[None, 1:-2, None] * dyu[None, 1:-2, None]))
+    return du, dv
+
+
+@kernel("3d", outputs=("diss_u", "diss_v"), reference=_ref_friction_dissipation,
+        active=("u", "v", "A_h_t", "A_h_z"))
+def friction_dissipation(i, j, k, diss_u, diss_v, u, v, A_h_t, A_h_z, cosfac_t, cosfac_u, maskU, maskV,
+                         cost, cosu, dxt, dxu, dyt, dyu):
+    """Dissipation of harmonic friction ``0.5 sum(flux * gradient)`` at U points
+    (``1 <= i < NX-2``, interior j) and V points (interior i, ``1 <= j < NY-2``)."""
+    NY = u.shape[1]
+    NX = u.shape[2]
+    if i >= 1 and i < NX - 2 and j >= 2 and j < NY - 2:
+        diss_u[k, j, i] = diss_u_at(k, j, i, u, maskU, A_h_t, A_h_z, cosfac_t, cosfac_u, cost, cosu, dxt, dxu, dyt, dyu)
+    else:
+        diss_u[k, j, i] = 0.0
+    if i >= 2 and i < NX - 2 and j >= 1 and j < NY - 2:
+        diss_v[k, j, i] = diss_v_at(k, j, i, v, maskV, A_h_t, A_h_z, cosfac_t, cosfac_u, cost, cosu, dxt, dxu, dyt, dyu)
+    else:
+        diss_v[k, j, i] = 0.0
+
+
+@device
+def diss_on_wgrid(k, nz, ks, d_k, d_kp1, dzw):
+    """Veros ``dissipation_on_wgrid``: value at W level k from level values d (T-like levels)."""
+    if ks <= 0:
+        return 0.0
+    if k == nz - 1:
+        return d_k
+    kb = ks - 1
+    if k == kb:
+        dzp = dzw[k - 1] if k > 0 else dzw[0]
+        return 0.5 * (d_k + d_kp1) + 0.5 * (d_k * dzp / dzw[k])
+    if k > kb:
+        return 0.5 * (d_k + d_kp1)
+    return 0.0
+
+
+def _ref_wgrid(d, ks, dzw):
+    nz = d.shape[0]
+    out = np.zeros_like(d)
+    land = ks > 0
+    kk = np.arange(nz)[:, None, None]
+    edge = land[None] & (kk == ks[None] - 1)
+    water = land[None] & (kk > ks[None] - 1)
+    dzp = np.concatenate([[dzw[0]], dzw[:-2]])
+    out[:-1] = ((0.5 * (d[:-1] + d[1:]) + 0.5 * (d[:-1] * dzp[:, None, None] / dzw[:-1, None, None])) * edge[:-1]
+                + 0.5 * (d[:-1] + d[1:]) * water[:-1])
+    out[-1] = d[-1] * land
+    return out
+
+
+def _ref_dissipation_to_tgrid(diss_u, diss_v, kbot, dzw, dxt, dxu, area_t, area_v):
+    ksu = np.zeros_like(kbot)
+    ksu[2:-2, 1:-2] = np.maximum(kbot[2:-2, 1:-2], kbot[2:-2, 2:-1])
+    ksv = np.zeros_like(kbot)
+    ksv[1:-2, 2:-2] = np.maximum(kbot[1:-2, 2:-2], kbot[2:-1, 2:-2])
+    wu = _ref_wgrid(diss_u, ksu, dzw)
+    wv = _ref_wgrid(diss_v, ksv, dzw)
+    out = np.zeros_like(diss_u)
+    out[:, 2:-2, 2:-2] = ((dxu[None, None, 2:-2] * wu[:, 2:-2, 2:-2] + dxu[None, None, 1:-3] * wu[:, 2:-2, 1:-3])
+                          / (2 * dxt[None, None, 2:-2])
+                          + (area_v[None, 2:-2, 2:-2] * wv[:, 2:-2, 2:-2] + area_v[None, 1:-3, 2:-2] * wv[:, 1:-3, 2:-2])
+                          / (2 * area_t[None, 2:-2, 2:-2]))
+    return (out,)
+
+
+@kernel("3d", outputs=("K_diss_h",), reference=_ref_dissipation_to_tgrid, active=("diss_u", "diss_v"))
+def dissipation_to_tgrid(i, j, k, K_diss_h, diss_u, diss_v, kbot, dzw, dxt, dxu, area_t, area_v):
+    """K_diss_h on the W grid at T columns (interior only) from the U and V dissipation:
+    each is moved to W levels (``dissipation_on_wgrid``) and averaged to T with dxu
+    (u) or area_v (v) weights."""
+    nz = diss_u.shape[0]
+    if not in_interior(i, j, diss_u.shape[2], diss_u.shape[1]):
+        K_diss_h[k, j, i] = 0.0
+        return
+    kp = k + 1 if k < nz - 1 else k
+    wu1 = diss_on_wgrid(k, nz, max(kbot[j, i], kbot[j, i + 1]), diss_u[k, j, i], diss_u[kp, j, i], dzw)
+    wu0 = diss_on_wgrid(k, nz, max(kbot[j, i - 1], kbot[j, i]), diss_u[k, j, i - 1], diss_u[kp, j, i - 1], dzw)
+    wv1 = diss_on_wgrid(k, nz, max(kbot[j, i], kbot[j + 1, i]), diss_v[k, j, i], diss_v[kp, j, i], dzw)
+    wv0 = diss_on_wgrid(k, nz, max(kbot[j - 1, i], kbot[j, i]), diss_v[k, j - 1, i], diss_v[kp, j - 1, i], dzw)
+    K_diss_h[k, j, i] = ((dxu[i] * wu1 + dxu[i - 1] * wu0) / (2 * dxt[i])
+                         + (area_v[j, i] * wv1 + area_v[j - 1, i] * wv0) / (2 * area_t[j, i]))

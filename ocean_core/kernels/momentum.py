@@ -1,0 +1,272 @@
+"""Explicit momentum tendencies (Coriolis and metric terms, flux-form advection,
+wind stress, hydrostatic pressure and its gradient).
+
+All arrays are ``[k, j, i]`` with 2 halo cells in x and y (see :mod:`ocean_core.grid`).
+The *interior* is ``2 <= i < NX-2``, ``2 <= j < NY-2``; outputs are written on the
+whole array and are zero outside the region where Veros defines them.
+"""
+
+import numpy as np
+
+from .framework import device, kernel
+from .. import constants as C
+
+
+@device
+def in_interior(i, j, ni, nj):
+    """True for interior points ``2 <= i < ni-2, 2 <= j < nj-2``."""
+    return i >= 2 and i < ni - 2 and j >= 2 and j < nj - 2
+
+
+# ---------------------------------------------------------------------------
+# Coriolis and metric terms (energy conserving), U and V points
+# ---------------------------------------------------------------------------
+
+@device
+def coriolis_u_at(k, j, i, u, v, coriolis_t, tantr, dxt, dxu):
+    """du_cor at the U point (k, j, i), without the mask.
+
+    ``0.25 [f_i (v_{j}+v_{j-1}) dxt_i + f_{i+1} (v^{i+1}_{j}+v^{i+1}_{j-1}) dxt_{i+1}] / dxu_i``
+    plus the metric term ``0.125 tantr_j [(u_i+u_{i-1})(v_j+v_{j-1}) dxt_i + (u_{i+1}+u_i)(...) dxt_{i+1}] / dxu_i``.
+    """
+    vs0 = v[k, j, i] + v[k, j - 1, i]
+    vs1 = v[k, j, i + 1] + v[k, j - 1, i + 1]
+    cor = 0.25 * (coriolis_t[j, i] * vs0 * dxt[i] / dxu[i] + coriolis_t[j, i + 1] * vs1 * dxt[i + 1] / dxu[i])
+    met = 0.125 * tantr[j] * ((u[k, j, i] + u[k, j, i - 1]) * vs0 * dxt[i] / dxu[i]
+                              + (u[k, j, i + 1] + u[k, j, i]) * vs1 * dxt[i + 1] / dxu[i])
+    return cor, met
+
+
+@device
+def coriolis_v_at(k, j, i, u, coriolis_t, tantr, dyt, dyu, cost, cosu):
+    """dv_cor at the V point (k, j, i), without the mask (Coriolis, metric)."""
+    us0 = u[k, j, i - 1] + u[k, j, i]
+    us1 = u[k, j + 1, i - 1] + u[k, j + 1, i]
+    w0 = dyt[j] * cost[j] / (dyu[j] * cosu[j])
+    w1 = dyt[j + 1] * cost[j + 1] / (dyu[j] * cosu[j])
+    cor = -0.25 * (coriolis_t[j, i] * us0 * w0 + coriolis_t[j + 1, i] * us1 * w1)
+    met = -0.125 * (tantr[j] * us0 * us0 * w0 + tantr[j + 1] * us1 * us1 * w1)
+    return cor, met
+
+
+def _ref_coriolis_metric(u, v, coriolis_t, tantr, dxt, dxu, dyt, dyu, cost, cosu, maskU, maskV):
+    du = np.zeros_like(u)
+    dv = np.zeros_like(v)
+    s = (slice(None), slice(2, -2), slice(2, -2))
+    f = coriolis_t[None]
+    vs0 = v[:, 2:-2, 2:-2] + v[:, 1:-3, 2:-2]
+    vs1 = v[:, 2:-2, 3:-1] + v[:, 1:-3, 3:-1]
+    rx0 = (dxt[2:-2] / dxu[2:-2])[None, None]
+    rx1 = (dxt[3:-1] / dxu[2:-2])[None, None]
+    du[s] = maskU[s] * (0.25 * (f[:, 2:-2, 2:-2] * vs0 * rx0 + f[:, 2:-2, 3:-1] * vs1 * rx1)
+                        + 0.125 * tantr[None, 2:-2, None] * ((u[:, 2:-2, 2:-2] + u[:, 2:-2, 1:-3]) * vs0 * rx0
+                                                             + (u[:, 2:-2, 3:-1] + u[:, 2:-2, 2:-2]) * vs1 * rx1))
+    us0 = u[:, 2:-2, 1:-3] + u[:, 2:-2, 2:-2]
+    us1 = u[:, 3:-1, 1:-3] + u[:, 3:-1, 2:-2]
+    w0 = (dyt[2:-2] * cost[2:-2] / (dyu[2:-2] * cosu[2:-2]))[None, :, None]
+    w1 = (dyt[3:-1] * cost[3:-1] / (dyu[2:-2] * cosu[2:-2]))[None, :, None]
+    dv[s] = maskV[s] * (-0.25 * (f[:, 2:-2, 2:-2] * us0 * w0 + f[:, 3:-1, 2:-2] * us1 * w1)
+                        - 0.125 * (tantr[None, 2:-2, None] * us0 ** 2 * w0 + tantr[None, 3:-1, None] * us1 ** 2 * w1))
+    return du, dv
+
+
+@kernel("3d", outputs=("du_cor", "dv_cor"), reference=_ref_coriolis_metric, active=("u", "v"))
+def coriolis_metric(i, j, k, du_cor, dv_cor, u, v, coriolis_t, tantr, dxt, dxu, dyt, dyu, cost, cosu,
+                    maskU, maskV):
+    """Coriolis force and spherical metric terms at U and V points (Veros ``tend_coriolisf``).
+
+    Arrays: u, du_cor, maskU at U (zt, yt, xu); v, dv_cor, maskV at V (zt, yu, xt);
+    coriolis_t (yt, xt); tantr, cost, dyt (yt); cosu, dyu (yu); dxt (xt); dxu (xu).
+    """
+    if in_interior(i, j, u.shape[2], u.shape[1]):
+        cu, mu = coriolis_u_at(k, j, i, u, v, coriolis_t, tantr, dxt, dxu)
+        du_cor[k, j, i] = maskU[k, j, i] * cu + maskU[k, j, i] * mu
+        cv, mv = coriolis_v_at(k, j, i, u, coriolis_t, tantr, dyt, dyu, cost, cosu)
+        dv_cor[k, j, i] = maskV[k, j, i] * cv + maskV[k, j, i] * mv
+    else:
+        du_cor[k, j, i] = 0.0
+        dv_cor[k, j, i] = 0.0
+
+
+# ---------------------------------------------------------------------------
+# Momentum advection: 2nd-order flux form, energy conserving (MITgcm / Veros)
+# transports utr = u dyt dzt (U), vtr = v cosu dxt dzt (V), wtr = w area_t (W)
+# ---------------------------------------------------------------------------
+
+@device
+def utr_at(k, j, i, u, maskU, dyt, dzt):
+    return u[k, j, i] * maskU[k, j, i] * dyt[j] * dzt[k]
+
+
+@device
+def vtr_at(k, j, i, v, maskV, dxt, dzt, cosu):
+    return dzt[k] * cosu[j] * dxt[i] * v[k, j, i] * maskV[k, j, i]
+
+
+@device
+def wtr_at(k, j, i, w, maskW, area_t):
+    return w[k, j, i] * maskW[k, j, i] * area_t[j, i]
+
+
+@device
+def madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_u):
+    """du_adv at an interior U point."""
+    nz = u.shape[0]
+    # flux_east at faces i and i-1 (T points i+1 and i)
+    fe1 = 0.25 * (u[k, j, i] + u[k, j, i + 1]) * (utr_at(k, j, i + 1, u, maskU, dyt, dzt) + utr_at(k, j, i, u, maskU, dyt, dzt))
+    fe0 = 0.25 * (u[k, j, i - 1] + u[k, j, i]) * (utr_at(k, j, i, u, maskU, dyt, dzt) + utr_at(k, j, i - 1, u, maskU, dyt, dzt))
+    # flux_north at corners j and j-1
+    fn1 = 0.25 * (u[k, j, i] + u[k, j + 1, i]) * (vtr_at(k, j, i + 1, v, maskV, dxt, dzt, cosu) + vtr_at(k, j, i, v, maskV, dxt, dzt, cosu))
+    fn0 = 0.25 * (u[k, j - 1, i] + u[k, j, i]) * (vtr_at(k, j - 1, i + 1, v, maskV, dxt, dzt, cosu) + vtr_at(k, j - 1, i, v, maskV, dxt, dzt, cosu))
+    r = -maskU[k, j, i] * (fe1 - fe0 + fn1 - fn0) / (dzt[k] * area_u[j, i])
+    tmp = maskU[k, j, i] / (dzt[k] * area_u[j, i])
+    if k < nz - 1:
+        ft1 = 0.25 * (u[k + 1, j, i] + u[k, j, i]) * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j, i + 1, w, maskW, area_t))
+        r = r - tmp * ft1
+    if k > 0:
+        ft0 = 0.25 * (u[k, j, i] + u[k - 1, j, i]) * (wtr_at(k - 1, j, i, w, maskW, area_t) + wtr_at(k - 1, j, i + 1, w, maskW, area_t))
+        r = r + tmp * ft0
+    return r
+
+
+@device
+def madv_v_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_v):
+    """dv_adv at an interior V point."""
+    nz = v.shape[0]
+    fe1 = 0.25 * (v[k, j, i] + v[k, j, i + 1]) * (utr_at(k, j + 1, i, u, maskU, dyt, dzt) + utr_at(k, j, i, u, maskU, dyt, dzt))
+    fe0 = 0.25 * (v[k, j, i - 1] + v[k, j, i]) * (utr_at(k, j + 1, i - 1, u, maskU, dyt, dzt) + utr_at(k, j, i - 1, u, maskU, dyt, dzt))
+    fn1 = 0.25 * (v[k, j, i] + v[k, j + 1, i]) * (vtr_at(k, j + 1, i, v, maskV, dxt, dzt, cosu) + vtr_at(k, j, i, v, maskV, dxt, dzt, cosu))
+    fn0 = 0.25 * (v[k, j - 1, i] + v[k, j, i]) * (vtr_at(k, j, i, v, maskV, dxt, dzt, cosu) + vtr_at(k, j - 1, i, v, maskV, dxt, dzt, cosu))
+    r = -maskV[k, j, i] * (fe1 - fe0 + fn1 - fn0) / (dzt[k] * area_v[j, i])
+    tmp = maskV[k, j, i] / (dzt[k] * area_v[j, i])
+    if k < nz - 1:
+        ft1 = 0.25 * (v[k + 1, j, i] + v[k, j, i]) * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j + 1, i, w, maskW, area_t))
+        r = r - tmp * ft1
+    if k > 0:
+        ft0 = 0.25 * (v[k, j, i] + v[k - 1, j, i]) * (wtr_at(k - 1, j, i, w, maskW, area_t) + wtr_at(k - 1, j + 1, i, w, maskW, area_t))
+        r = r + tmp * ft0
+    return r
+
+
+def _ref_momentum_advection(u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_u, area_v):
+    dz = dzt[:, None, None]
+    utr = u * maskU * dyt[None, :, None] * dz
+    vtr = dz * cosu[None, :, None] * dxt[None, None, :] * v * maskV
+    wtr = w * maskW * area_t[None]
+    out = []
+    for q, tr_e, tr_n, wsh, area, mask in (
+        (u, lambda: (utr[:, 2:-2, 2:-1] + utr[:, 2:-2, 1:-2]), lambda: (vtr[:, 1:-2, 3:-1] + vtr[:, 1:-2, 2:-2]),
+         (slice(2, -2), slice(3, -1)), area_u, maskU),
+        (v, lambda: (utr[:, 3:-1, 1:-2] + utr[:, 2:-2, 1:-2]), lambda: (vtr[:, 2:-1, 2:-2] + vtr[:, 1:-2, 2:-2]),
+         (slice(3, -1), slice(2, -2)), area_v, maskV),
+    ):
+        fe = np.zeros_like(q)
+        fn = np.zeros_like(q)
+        ft = np.zeros_like(q)
+        fe[:, 2:-2, 1:-2] = 0.25 * (q[:, 2:-2, 1:-2] + q[:, 2:-2, 2:-1]) * tr_e()
+        fn[:, 1:-2, 2:-2] = 0.25 * (q[:, 1:-2, 2:-2] + q[:, 2:-1, 2:-2]) * tr_n()
+        ft[:-1, 2:-2, 2:-2] = 0.25 * (q[1:, 2:-2, 2:-2] + q[:-1, 2:-2, 2:-2]) * (
+            wtr[:-1, 2:-2, 2:-2] + wtr[(slice(None, -1),) + wsh])
+        d = np.zeros_like(q)
+        d[:, 2:-2, 2:-2] = -mask[:, 2:-2, 2:-2] * (fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3] + fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (
+            dz * area[None, 2:-2, 2:-2])
+        tmp = mask / (dz * area[None])
+        d = d - tmp * ft
+        d[1:] += tmp[1:] * ft[:-1]
+        out.append(d)
+    return tuple(out)
+
+
+@kernel("3d", outputs=("du_adv", "dv_adv"), reference=_ref_momentum_advection, active=("u", "v", "w"))
+def momentum_advection(i, j, k, du_adv, dv_adv, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu,
+                       area_t, area_u, area_v):
+    """Second-order, energy-conserving flux-form momentum advection (Veros ``momentum_advection``).
+
+    ``du_adv = -maskU [d_x(fe) + d_y(fn)] / (dzt area_u) - maskU d_z(ft) / (dzt area_u)`` with
+    ``fe = 0.25 (u_i + u_{i+1})(utr_{i+1} + utr_i)`` etc.; du_adv at U, dv_adv at V,
+    w at W points; area_t/u/v (2-d).
+    """
+    if in_interior(i, j, u.shape[2], u.shape[1]):
+        du_adv[k, j, i] = madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_u)
+        dv_adv[k, j, i] = madv_v_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_v)
+    else:
+        du_adv[k, j, i] = 0.0
+        dv_adv[k, j, i] = 0.0
+
+
+# ---------------------------------------------------------------------------
+# hydrostatic pressure (column)
+# ---------------------------------------------------------------------------
+
+def _ref_hydrostatic_pressure(rho, maskT, dzw):
+    nz = rho.shape[0]
+    p = np.zeros_like(rho)
+    gr = C.GRAV / C.RHO_0
+    p[nz - 1] = 0.5 * rho[nz - 1] * C.GRAV / C.RHO_0 * dzw[nz - 1] * maskT[nz - 1]
+    for k in range(nz - 2, -1, -1):
+        p[k] = maskT[k] * (p[k + 1] + 0.5 * dzw[k] * gr * (rho[k + 1] + rho[k]))
+    return (p,)
+
+
+@kernel("column", outputs=("p_hydro",), reference=_ref_hydrostatic_pressure, active=("rho",))
+def hydrostatic_pressure(i, j, p_hydro, rho, maskT, dzw):
+    """Hydrostatic pressure (divided by rho_0) at T points from the density anomaly rho (T).
+
+    ``p[nz-1] = 0.5 rho[nz-1] g/rho_0 dzw[nz-1]``;
+    ``p[k] = maskT[k] (p[k+1] + 0.5 dzw[k] g/rho_0 (rho[k+1] + rho[k]))`` downward.
+    """
+    nz = rho.shape[0]
+    gr = C.GRAV / C.RHO_0
+    p = 0.5 * rho[nz - 1, j, i] * C.GRAV / C.RHO_0 * dzw[nz - 1] * maskT[nz - 1, j, i]
+    p_hydro[nz - 1, j, i] = p
+    for kk in range(nz - 1):
+        k = nz - 2 - kk
+        p = maskT[k, j, i] * (p + 0.5 * dzw[k] * gr * (rho[k + 1, j, i] + rho[k, j, i]))
+        p_hydro[k, j, i] = p
+
+
+# ---------------------------------------------------------------------------
+# explicit tendency: du[tau] = du_cor + wind + du_adv - grad p
+# ---------------------------------------------------------------------------
+
+def _ref_explicit_tendency(du_cor, dv_cor, du_adv, dv_adv, p_hydro, surface_taux, surface_tauy, maskU, maskV,
+                           dzt, dxu, dyu, cost):
+    du = np.zeros_like(du_cor)
+    dv = np.zeros_like(dv_cor)
+    s = (slice(None), slice(2, -2), slice(2, -2))
+    du[s] = du_cor[s]
+    dv[s] = dv_cor[s]
+    du[-1, 2:-2, 2:-2] += maskU[-1, 2:-2, 2:-2] * surface_taux[2:-2, 2:-2] / dzt[-1] / C.RHO_0
+    dv[-1, 2:-2, 2:-2] += maskV[-1, 2:-2, 2:-2] * surface_tauy[2:-2, 2:-2] / dzt[-1] / C.RHO_0
+    du[s] += du_adv[s]
+    dv[s] += dv_adv[s]
+    du[s] += -(p_hydro[:, 2:-2, 3:-1] - p_hydro[:, 2:-2, 2:-2]) / (cost[None, 2:-2, None] * dxu[None, None, 2:-2]) * maskU[s]
+    dv[s] += -(p_hydro[:, 3:-1, 2:-2] - p_hydro[:, 2:-2, 2:-2]) / dyu[None, 2:-2, None] * maskV[s]
+    return du, dv
+
+
+@kernel("3d", outputs=("du", "dv"), reference=_ref_explicit_tendency,
+        active=("du_cor", "dv_cor", "du_adv", "dv_adv", "p_hydro", "surface_taux", "surface_tauy"))
+def explicit_tendency(i, j, k, du, dv, du_cor, dv_cor, du_adv, dv_adv, p_hydro, surface_taux, surface_tauy,
+                      maskU, maskV, dzt, dxu, dyu, cost):
+    """The Adams-Bashforth-extrapolated momentum tendency at U / V points.
+
+    ``du = du_cor + [k=top] maskU taux / (dzt rho_0) + du_adv - maskU (p_{i+1} - p_i) / (cost dxu)``
+    (same for v with ``(p_{j+1} - p_j) / dyu``); surface_taux (yt, xu), surface_tauy (yu, xt).
+    """
+    if in_interior(i, j, du.shape[2], du.shape[1]):
+        nz = du.shape[0]
+        a = du_cor[k, j, i]
+        b = dv_cor[k, j, i]
+        if k == nz - 1:
+            a = a + maskU[k, j, i] * surface_taux[j, i] / dzt[k] / C.RHO_0
+            b = b + maskV[k, j, i] * surface_tauy[j, i] / dzt[k] / C.RHO_0
+        a = a + du_adv[k, j, i]
+        b = b + dv_adv[k, j, i]
+        a = a + (-(p_hydro[k, j, i + 1] - p_hydro[k, j, i]) / (cost[j] * dxu[i]) * maskU[k, j, i])
+        b = b + (-(p_hydro[k, j + 1, i] - p_hydro[k, j, i]) / dyu[j] * maskV[k, j, i])
+        du[k, j, i] = a
+        dv[k, j, i] = b
+    else:
+        du[k, j, i] = 0.0
+        dv[k, j, i] = 0.0
