@@ -1,0 +1,372 @@
+"""Command line: ``stommel emulator make-data | train | rollout | evaluate``.
+
+``add_subparser(subparsers)`` registers the ``emulator`` command on an
+argparse sub-parser collection (the top-level ``stommel`` CLI calls it);
+``python -m emulator.cli ...`` runs the same commands stand-alone.
+Every command refuses to overwrite existing outputs unless ``--overwrite``
+is given.  See ``docs/emulator.md`` for a walk-through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def _int_list(text):
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+
+
+def _str_list(text):
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _bands(text):
+    out = []
+    for part in text.split(","):
+        try:
+            lo, hi = part.split("-")
+            out.append((float(lo), float(hi)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"bands must look like '0-300,300-1000,1000-1e5', got {text!r}")
+    return tuple(out)
+
+
+def _positive(kind):
+    def conv(text):
+        v = kind(text)
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return v
+    return conv
+
+
+def add_subparser(subparsers):
+    """Register ``emulator`` and its sub-commands on ``subparsers``; returns the parser."""
+    p = subparsers.add_parser("emulator", help="Samudra 2 emulator of the ACC model",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="emulator_command", metavar="COMMAND")
+    sub.required = True
+    _add_make_data(sub)
+    _add_train(sub)
+    _add_rollout(sub)
+    _add_evaluate(sub)
+    return p
+
+
+def _add_common(q):
+    q.add_argument("--backend", default="cpu", choices=("cpu", "numpy", "gpu"),
+                   help="array backend (cpu: NumPy+Numba; gpu: CuPy)")
+    q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def _add_make_data(sub):
+    q = sub.add_parser("make-data", help="run the ACC model and write N-day means")
+    q.add_argument("--out", required=True, help="output directory")
+    q.add_argument("--resolution", type=_positive(float), default=1.0, help="degrees (default 1)")
+    q.add_argument("--years", type=_positive(float), default=30.0, help="model years of means")
+    q.add_argument("--spinup-years", type=float, default=10.0, help="years run first, discarded")
+    q.add_argument("--average-days", type=_positive(float), default=5.0, help="averaging window")
+    q.add_argument("--model-backend", default="cpu", help="ocean_core backend (cpu or gpu)")
+    q.add_argument("--train-years", type=float, default=20.0)
+    q.add_argument("--val-years", type=float, default=2.0)
+    q.add_argument("--test-years", type=float, default=8.0)
+    q.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    q.set_defaults(func=cmd_make_data)
+
+
+def _add_train(sub):
+    from .unet import PRESETS  # noqa: PLC0415
+
+    q = sub.add_parser("train", help="train an emulator on make-data output")
+    q.add_argument("--data", required=True, help="make-data directory or a NetCDF file")
+    q.add_argument("--out", required=True, help="run directory (checkpoints, logs, emulator.npz)")
+    q.add_argument("--config", default="small", choices=sorted(PRESETS), help="network preset")
+    q.add_argument("--widths", type=_int_list, help="stage widths, e.g. 32,64")
+    q.add_argument("--dilations", type=_int_list, help="stage dilations, e.g. 1,2")
+    q.add_argument("--stem", type=int, help="1x1 stem width (0: none)")
+    q.add_argument("--expansion", type=int, default=2)
+    q.add_argument("--norm", default="instance", choices=("instance", "batch"))
+    q.add_argument("--variables", type=_str_list, default=("temp", "salt", "u", "v", "eke", "psi"))
+    q.add_argument("--forcing", type=_str_list, default=("surface_taux", "surface_tauy", "t_star"))
+    q.add_argument("--eke-eps", type=_positive(float), default=1e-6)
+    q.add_argument("--train-years", type=float, help="default: meta.json's suggestion or the rest")
+    q.add_argument("--val-years", type=float)
+    q.add_argument("--test-years", type=float)
+    q.add_argument("--epochs", type=int, default=10)
+    q.add_argument("--batch-size", type=int, default=4)
+    q.add_argument("--rollout-steps", type=int, default=4)
+    q.add_argument("--lr", type=float, default=6e-4)
+    q.add_argument("--lr-min", type=float, default=0.0)
+    q.add_argument("--warmup-steps", type=int, default=0)
+    q.add_argument("--clip", type=float, default=1.0)
+    q.add_argument("--ema-decay", type=float, default=0.999)
+    q.add_argument("--loss", default="dynamic", choices=("dynamic", "mse"))
+    q.add_argument("--loss-limit", type=float, default=20.0)
+    q.add_argument("--loss-window", type=int, default=25)
+    q.add_argument("--loss-update", default="first_step", choices=("first_step", "extra_forward"))
+    q.add_argument("--no-recompute", action="store_true", help="store all activations")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--max-steps", type=int)
+    q.add_argument("--max-hours", type=float)
+    q.add_argument("--val-every", type=int, default=0)
+    q.add_argument("--val-max-samples", type=int, default=32)
+    q.add_argument("--checkpoint-every", type=int, default=50)
+    q.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    q.add_argument("--resume", action="store_true", help="continue from checkpoint_last.npz")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_common(q)
+    q.set_defaults(func=cmd_train)
+
+
+def _add_rollout(sub):
+    q = sub.add_parser("rollout", help="autoregressive rollout of a trained emulator")
+    q.add_argument("--emulator", required=True, help="emulator.npz or a training run directory")
+    q.add_argument("--data", required=True, help="make-data directory or NetCDF file")
+    q.add_argument("--out", required=True, help="output NetCDF file")
+    q.add_argument("--start", type=int, help="index of the first initial state "
+                                              "(default: start of the test period)")
+    q.add_argument("--years", type=_positive(float), help="length (default: the test period)")
+    q.add_argument("--quiet", action="store_true")
+    _add_common(q)
+    q.set_defaults(func=cmd_rollout)
+
+
+def _add_evaluate(sub):
+    q = sub.add_parser("evaluate", help="metrics and figures of a rollout against the model")
+    q.add_argument("--data", required=True, help="make-data directory or NetCDF file")
+    q.add_argument("--rollout", required=True, help="NetCDF file written by 'rollout'")
+    q.add_argument("--out", required=True, help="directory for metrics.json, metrics.md, PNGs")
+    q.add_argument("--bands", type=_bands, default=((0.0, 300.0), (300.0, 1000.0), (1000.0, 1e5)),
+                   help="depth bands in metres, e.g. 0-300,300-1000,1000-1e5")
+    q.add_argument("--no-figures", action="store_true")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=cmd_evaluate)
+
+
+# ---------------------------------------------------------------------- #
+# commands
+# ---------------------------------------------------------------------- #
+def _refuse_existing(path, overwrite, what="output"):
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{what} {path!r} exists; pass --overwrite to replace it")
+
+
+def cmd_make_data(args):
+    from .make_data import generate  # noqa: PLC0415
+
+    meta = generate(args.out, resolution=args.resolution, years=args.years,
+                    spinup_years=args.spinup_years, average_days=args.average_days,
+                    backend=args.model_backend, overwrite=args.overwrite,
+                    split=(args.train_years, args.val_years, args.test_years))
+    print(json.dumps(meta, indent=1))
+    return 0
+
+
+def _split_for(ds, args, data_path):
+    from .data import split_by_years, states_per_year  # noqa: PLC0415
+
+    spy = states_per_year(ds)
+    sug = {}
+    meta = os.path.join(data_path, "meta.json") if os.path.isdir(data_path) else None
+    if meta and os.path.exists(meta):
+        with open(meta) as f:
+            sug = json.load(f).get("suggested_split_years", {})
+    total = ds.sizes["time"] / spy
+    test = args.test_years if args.test_years is not None else sug.get("test", min(8.0, total / 4))
+    val = args.val_years if args.val_years is not None else sug.get("val", 0.0)
+    train = args.train_years if args.train_years is not None else \
+        sug.get("train", total - test - val)
+    return split_by_years(ds.sizes["time"], spy, train, val, test), spy
+
+
+def cmd_train(args):
+    import numpy as np  # noqa: PLC0415
+
+    from .backend import get_backend  # noqa: PLC0415
+    from .data import build_spec, open_dataset, prepare, save_spec  # noqa: PLC0415
+    from .model import Emulator  # noqa: PLC0415
+    from .plots import training_curve  # noqa: PLC0415
+    from .training import TrainConfig, Trainer  # noqa: PLC0415
+    from .unet import UNet, preset_config  # noqa: PLC0415
+
+    out = args.out
+    ckpt = os.path.join(out, Trainer.CKPT)
+    if os.path.exists(out) and os.listdir(out) and not (args.resume or args.overwrite):
+        raise FileExistsError(f"run directory {out!r} is not empty; pass --resume to continue "
+                              f"or --overwrite to start again")
+    if args.overwrite and not args.resume and os.path.exists(out):
+        for f in (Trainer.CKPT, Trainer.LOG, "emulator.npz", "config.json"):
+            if os.path.exists(os.path.join(out, f)):
+                os.remove(os.path.join(out, f))
+    ds = open_dataset(args.data)
+    split, spy = _split_for(ds, args, args.data)
+    spec = build_spec(ds, split.train, variables=args.variables, forcing=args.forcing,
+                      eke_eps=args.eke_eps)
+    data = prepare(ds, spec)
+    cfg = preset_config(args.config, spec.in_channels, spec.out_channels, widths=args.widths,
+                        dilations=args.dilations, stem=args.stem, expansion=args.expansion,
+                        norm=args.norm)
+    bk = get_backend(args.backend)
+    net = UNet(cfg, backend=bk, dtype=np.dtype(args.dtype), seed=args.seed)
+    net.check_grid(*spec.grid)
+    emu = Emulator(net, spec, data.wet, data.static)
+    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
+                     rollout_steps=args.rollout_steps, lr=args.lr, lr_min=args.lr_min,
+                     warmup_steps=args.warmup_steps, clip=args.clip, ema_decay=args.ema_decay,
+                     loss=args.loss, loss_limit=args.loss_limit, loss_window=args.loss_window,
+                     loss_update=args.loss_update, recompute=not args.no_recompute,
+                     seed=args.seed, max_steps=args.max_steps, max_hours=args.max_hours,
+                     val_every=args.val_every, val_max_samples=args.val_max_samples,
+                     checkpoint_every=args.checkpoint_every)
+    meta = {"data": os.path.abspath(args.data), "states_per_year": spy,
+            "n_params": net.num_parameters(), "backend": bk.name}
+    trainer = Trainer(emu, data, split, tc, out, meta=meta)
+    if args.resume and not os.path.exists(ckpt):
+        print(f"no checkpoint in {out!r}; starting from scratch", file=sys.stderr)
+    os.makedirs(out, exist_ok=True)
+    save_spec(os.path.join(out, "config.json"), spec, split,
+              extra={"unet": cfg.to_dict(), "train": vars(tc), **meta})
+    print(f"emulator: {net.num_parameters():,} parameters, {spec.in_channels} channels in, "
+          f"{spec.out_channels} out, grid {spec.grid}; {len(trainer.train_starts)} training "
+          f"samples, {trainer.batches_per_epoch} steps per epoch, {trainer.total_steps} steps",
+          file=sys.stderr)
+    res = trainer.fit(resume=args.resume, progress=not args.quiet)
+    training_curve(os.path.join(out, Trainer.LOG), os.path.join(out, "training_curve.png"))
+    print(json.dumps(res, indent=1, default=float))
+    return 0
+
+
+def _emulator_path(path):
+    if os.path.isdir(path):
+        path = os.path.join(path, "emulator.npz")
+    return path
+
+
+def cmd_rollout(args):
+    from .data import open_dataset, prepare  # noqa: PLC0415
+    from .model import Emulator  # noqa: PLC0415
+    from .rollout import run_rollout  # noqa: PLC0415
+
+    _refuse_existing(args.out, args.overwrite)
+    emu = Emulator.load(_emulator_path(args.emulator), backend=args.backend)
+    ds = open_dataset(args.data)
+    data = prepare(ds, emu.spec)
+    split = emu.meta.get("split", {})
+    start = args.start if args.start is not None else split.get("test", [0])[0]
+    spy = emu.meta.get("states_per_year") or (emu.spec.year_seconds /
+                                               float(data.time[1] - data.time[0]))
+    if args.years is not None:
+        n = int(round(args.years * spy))
+    else:
+        n = split.get("test", [0, data.n_times])[1] - start
+    n = min(n, data.n_times - start)
+    t0 = time.perf_counter()
+    out_ds, timing = run_rollout(emu, data, ds, start, n, progress=not args.quiet)
+    d = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(d, exist_ok=True)
+    tmp = args.out + ".part"
+    out_ds.to_netcdf(tmp)
+    os.replace(tmp, args.out)
+    timing["total_seconds"] = time.perf_counter() - t0
+    timing["start"] = int(start)
+    timing["n_states"] = int(n)
+    print(json.dumps(timing, indent=1))
+    return 0
+
+
+def cmd_evaluate(args):
+    import xarray as xr  # noqa: PLC0415
+
+    from .data import open_dataset  # noqa: PLC0415
+    from .metrics import evaluate  # noqa: PLC0415
+    from .plots import all_figures  # noqa: PLC0415
+
+    mpath = os.path.join(args.out, "metrics.json")
+    _refuse_existing(mpath, args.overwrite)
+    with xr.open_dataset(args.rollout) as r:
+        pred = r.load()
+    truth_all = open_dataset(args.data)
+    start = int(pred.attrs.get("start_index", 0))
+    truth = truth_all.isel(time=slice(start, start + pred.sizes["time"]))
+    year_s = float(truth_all.attrs.get("year_length_days", 365.0)) * 86400.0
+    # the two initial states are copies of the truth: score the predictions only
+    ni = int(pred.attrs.get("n_initial_states", 0))
+    truth_e = truth.isel(time=slice(ni, None))
+    pred_e = pred.isel(time=slice(ni, None))
+    for m in ("maskT", "maskU", "maskV", "maskW"):
+        if m in truth_all and m not in truth_e:
+            truth_e[m] = truth_all[m]
+    summary, arrays = evaluate(truth_e, pred_e, bands=args.bands, year_seconds=year_s)
+    summary["rollout"] = {k: pred.attrs[k] for k in pred.attrs if k != "source"}
+    os.makedirs(args.out, exist_ok=True)
+    with open(mpath, "w") as f:
+        json.dump(summary, f, indent=1, default=float)
+    with open(os.path.join(args.out, "metrics.md"), "w") as f:
+        f.write(markdown_summary(summary))
+    if not args.no_figures:
+        all_figures(arrays, truth_e, pred_e, args.out)
+    print(markdown_summary(summary))
+    return 0
+
+
+def markdown_summary(s):
+    """A short Markdown report of :func:`emulator.metrics.evaluate`'s summary."""
+    lines = [f"Rollout of {s['n_times']} states ({s['years']:.2f} years).", "",
+             "| depth band | detrended R^2 | raw R^2 | mean bias (degC) | truth detrended std |",
+             "|---|---|---|---|---|"]
+    for k, v in s["r2_detrended_mean_temp"].items():
+        lines.append(f"| {k} | {v['r2']:.3f} | {v['r2_raw']:.3f} | {v['bias']:.3g} | "
+                     f"{v['truth_detrended_std']:.3g} |")
+    lines += ["", "| variable | band | var ratio raw min / median / max | in [0.5, 2] | "
+              "deseasoned min / median / max | in [0.5, 2] |", "|---|---|---|---|---|---|"]
+    for var, d in s["variance_ratio"].items():
+        for band, r in d.items():
+            a, b = r["raw"], r["deseasoned"]
+
+            def fmt(x):
+                if not x.get("n"):
+                    return "n/a", "n/a"
+                return (f"{x['min']:.2f} / {x['median']:.2f} / {x['max']:.2f}",
+                        f"{100 * x['frac_in_range']:.0f}%")
+            fa, pa = fmt(a)
+            fb, pb = fmt(b)
+            lines.append(f"| {var} | {band} | {fa} | {pa} | {fb} | {pb} |")
+    lines += ["", "RMSE by level (level 0 = bottom), with the truth's temporal std:", ""]
+    for var, d in s["rmse_by_level"].items():
+        if d is None:
+            lines.append(f"- {var}: NaN in the rollout")
+            continue
+        pairs = ", ".join(f"{r:.3g} ({sd:.3g})" for r, sd in zip(d["rmse"], d["truth_std"]))
+        lines.append(f"- {var}: {pairs}")
+    lines += ["", f"NaN counts: {s['nan_in_rollout']}", "",
+              f"Spectra (emulator / model power): {json.dumps(s.get('spectra', {}))}", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Stand-alone entry point: ``python -m emulator.cli COMMAND ...``."""
+    parser = argparse.ArgumentParser(prog="python -m emulator.cli")
+    sub = parser.add_subparsers(dest="command")
+    add_subparser(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "emulator":
+        argv = ["emulator"] + argv
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileExistsError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

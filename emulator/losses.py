@@ -1,0 +1,160 @@
+"""Masked per-channel MSE and Samudra 2's dynamic loss.
+
+Per output channel ``c`` (a variable at a level and an output time)::
+
+    l_c = mean_{b,h,w} ((pred_c - target_c) * wet_c)^2
+
+(the mean runs over *all* points, so a level with few wet points gets a
+smaller ``l_c``, as in Samudra).  The loss of one model step is
+
+    L = (1 / 2P) * sum_{h=1,2} sum_{v=1..P} s_v * l_{h,v}
+
+with per-variable weights ``s_v`` (1 for the plain MSE).  The dynamic loss
+updates them after every batch from the unweighted per-channel losses::
+
+    t_v = mean_h 1 / l_{h,v}            (l = 0 replaced by 1e-8)
+    t_v <- clip(t_v, m, limit * m),     m = min_v t_v
+    s_v <- ((N - 1) s_v + t_v) / N      (N = 25: s <- 24/25 s + t/25)
+
+so that every channel contributes about equally, with the largest weight at
+most ``limit`` (20) times the smallest target.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def masked_channel_mse(pred, target, wet):
+    """Per-channel masked MSE and the pieces of its gradient.
+
+    Parameters
+    ----------
+    pred, target : arrays (C, B, H, W)
+    wet : array broadcastable to (C, B, H, W)
+
+    Returns
+    -------
+    ell : numpy array (C,) float64
+        ``l_c`` as defined in the module docstring.
+    diff : array (C, B, H, W)
+        ``(pred - target) * wet``; ``d l_c / d pred_c = 2 diff_c wet_c / n`` with
+        ``n = B H W``.
+    """
+    diff = (pred - target) * wet
+    C = diff.shape[0]
+    d2 = diff.reshape(C, -1)
+    n = d2.shape[1]
+    ell = (d2.astype(np.float64) ** 2).sum(axis=1) / n
+    if hasattr(ell, "get"):
+        ell = ell.get()
+    return np.asarray(ell), diff
+
+
+def weighted_step_loss(pred, target, wet, weights):
+    """Loss of one model step and its gradient with respect to ``pred``.
+
+    Parameters
+    ----------
+    pred, target : arrays (2P, B, H, W)
+    wet : array broadcastable to (2P, B, H, W)
+    weights : numpy array (2P,)
+        Per-channel weights (the dynamic weights tiled over the two times).
+
+    Returns
+    -------
+    loss : float
+        ``mean_c(weights_c * l_c)``.
+    ell : numpy array (2P,)
+        Unweighted per-channel losses.
+    dpred : array (2P, B, H, W)
+        ``dL/dpred = 2 weights_c diff_c wet_c / (n C)``.
+    """
+    ell, diff = masked_channel_mse(pred, target, wet)
+    C = diff.shape[0]
+    n = diff[0].size
+    coef = (2.0 / (n * C)) * np.asarray(weights, dtype=np.float64)
+    xp = _xp(diff)
+    c = xp.asarray(coef.astype(diff.dtype))[:, None, None, None]
+    dpred = diff * wet * c
+    return float(np.dot(weights, ell) / C), ell, dpred
+
+
+def _xp(a):
+    if type(a).__module__.startswith("cupy"):  # pragma: no cover - GPU only
+        import cupy  # noqa: PLC0415
+
+        return cupy
+    return np
+
+
+class DynamicLoss:
+    """Per-variable loss weights updated from inverse per-channel MSE.
+
+    Parameters
+    ----------
+    n_vars : int
+        Number of variable-level channels ``P`` (weights are shared by the
+        two output times).
+    limit : float or None
+        Ratio cap: targets are clamped to ``[m, limit * m]``; ``None`` disables it.
+    window : int
+        EMA window ``N``: ``s <- ((N - 1) s + t) / N``.
+    enabled : bool
+        If False the weights stay 1 (plain MSE) and :meth:`update` does nothing.
+    """
+
+    def __init__(self, n_vars, limit=20.0, window=25, enabled=True):
+        if n_vars < 1:
+            raise ValueError(f"n_vars={n_vars} must be >= 1")
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit={limit} must be >= 1 (or None)")
+        if window < 1:
+            raise ValueError(f"window={window} must be >= 1")
+        self.n_vars = int(n_vars)
+        self.limit = None if limit is None else float(limit)
+        self.window = int(window)
+        self.enabled = bool(enabled)
+        self.scale = np.ones(self.n_vars)
+        self.n_updates = 0
+
+    def weights(self, hist=2):
+        """Weights of the ``hist * P`` output channels (time-major tiling of ``s``)."""
+        return np.tile(self.scale, hist)
+
+    def targets(self, ell):
+        """Clamped target weights ``t_v`` from unweighted losses ``ell`` (hist * P,)."""
+        ell = np.asarray(ell, dtype=np.float64)
+        if ell.size % self.n_vars:
+            raise ValueError(f"{ell.size} channel losses is not a multiple of n_vars={self.n_vars}")
+        ell = np.where(ell == 0, 1e-8, ell)
+        t = (1.0 / ell).reshape(-1, self.n_vars).mean(axis=0)
+        if self.limit is not None:
+            m = t.min()
+            t = np.clip(t, m, self.limit * m)
+        return t
+
+    def update(self, ell):
+        """EMA update of the weights from the unweighted per-channel losses."""
+        if not self.enabled:
+            return
+        t = self.targets(ell)
+        if not np.all(np.isfinite(t)):
+            return  # a non-finite batch must not poison the weights
+        n = self.window
+        self.scale = ((n - 1) * self.scale + t) / n
+        self.n_updates += 1
+
+    def normalized(self):
+        """Unit-mean copy of the weights (for logs)."""
+        return self.scale / self.scale.mean()
+
+    def state_dict(self):
+        return {"scale": self.scale.copy(), "n_updates": self.n_updates}
+
+    def load_state_dict(self, d):
+        scale = np.asarray(d["scale"], dtype=np.float64)
+        if scale.shape != self.scale.shape:
+            raise ValueError(f"dynamic-loss scale has shape {scale.shape}, expected {self.scale.shape}")
+        self.scale = scale.copy()
+        self.n_updates = int(d["n_updates"])

@@ -1,0 +1,244 @@
+"""Training data from stommel's ocean model: N-day means of the ACC set-up.
+
+``stommel emulator make-data`` builds the ACC model (seasonal cycle on),
+spins it up, then writes one NetCDF file per model year of N-day means
+(``means_0000.nc``, ``means_0001.nc``, ...) plus ``grid.nc`` (masks,
+coordinates, layer thickness) and ``meta.json`` into the output directory::
+
+    temp, u, v, eke          (time, zt|zw, yt|yu, xt|xu)   float32
+    salt                     only if it varies (constant 35 in the ACC set-up)
+    psi                      (time, yu, xu)
+    surface_taux, surface_tauy, t_star, forc_temp_surface   (time, y, x)
+
+Global attributes: ``average_days``, ``year_length_days``, ``resolution``,
+``seasonal``, ``spinup_years``, ``dt_tracer``.  The series is split into
+train/validation/test periods by time at training time
+(:func:`emulator.data.split_by_years`); ``meta.json`` records the suggested
+split given on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+
+SAVED_VARS = ("temp", "salt", "u", "v", "psi", "eke", "surface_taux", "surface_tauy",
+              "t_star", "forc_temp_surface")
+GRID_VARS = ("maskT", "maskU", "maskV", "maskW")
+SECONDS_PER_DAY = 86400.0
+
+
+def default_model_factory(resolution, backend, seasonal=True, config="paper"):
+    """The real ocean model: ``ocean_core.setups.acc(...)``.
+
+    Raises
+    ------
+    RuntimeError
+        If ``ocean_core.setups.acc`` is not available.
+    """
+    try:
+        from ocean_core import setups  # noqa: PLC0415
+        acc = setups.acc
+    except Exception as exc:  # pragma: no cover - depends on the checkout
+        raise RuntimeError("make-data needs the ocean model (ocean_core.setups.acc), which "
+                           f"cannot be imported: {exc}") from exc
+    return acc(resolution=resolution, config=config, backend=backend, seasonal=seasonal)
+
+
+def _log(msg, stream):
+    if stream is not None:
+        print(time.strftime("%H:%M:%S"), msg, file=stream, flush=True)
+
+
+def year_length_days(model):
+    """Length of the model's seasonal cycle in days (``settings.year_length`` if the
+    model has one, in days or seconds; else 365)."""
+    s = getattr(model, "settings", None)
+    for name in ("year_length_days", "year_length"):
+        v = getattr(s, name, None)
+        if v:
+            v = float(v)
+            return v / SECONDS_PER_DAY if v > 1e4 else v
+    return 365.0
+
+
+def prepare_output(out, overwrite):
+    """Create the output directory; refuse a non-empty one unless ``overwrite``.
+
+    Raises
+    ------
+    FileExistsError
+        If ``out`` exists, is not empty and ``overwrite`` is False.
+    """
+    if os.path.exists(out):
+        if os.path.isfile(out) or os.listdir(out):
+            if not overwrite:
+                raise FileExistsError(f"output {out!r} exists and is not empty; pass --overwrite "
+                                      f"to replace it")
+            if os.path.isfile(out):
+                os.remove(out)
+            else:
+                shutil.rmtree(out)
+    os.makedirs(out, exist_ok=True)
+
+
+def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5.0,
+             backend="cpu", overwrite=False, model_factory=None, split=(20, 0, 8),
+             log=sys.stdout, config="paper"):
+    """Run the ACC model and write N-day means (see the module docstring).
+
+    Parameters
+    ----------
+    out : str
+        Output directory.
+    resolution : float
+        Grid spacing in degrees (``nx = 60 / r``, ``ny = 84 / r``).
+    years : float
+        Model years of means to write after the spin-up.
+    spinup_years : float
+        Model years run (and discarded) first.
+    average_days : float
+        Averaging window N (days); must be a whole number of time steps.
+    backend : str
+        Ocean-model backend.
+    model_factory : callable, optional
+        ``factory(resolution, backend, seasonal=True, config=...)`` returning a
+        model with ``settings.dt_tracer``, ``run(steps)``, ``time_average(steps)``
+        and ``snapshot()``; default :func:`default_model_factory`.
+    split : (train, val, test) years
+        Recorded in ``meta.json`` as the suggested split.
+
+    Returns
+    -------
+    dict
+        The metadata written to ``meta.json``.
+    """
+    import xarray as xr  # noqa: PLC0415
+
+    for name, v in (("resolution", resolution), ("years", years), ("average_days", average_days)):
+        if not v > 0:
+            raise ValueError(f"{name}={v} must be > 0")
+    if spinup_years < 0:
+        raise ValueError(f"spinup_years={spinup_years} must be >= 0")
+    prepare_output(out, overwrite)
+    factory = model_factory or default_model_factory
+    t0 = time.perf_counter()
+    model = factory(resolution, backend, seasonal=True, config=config)
+    dt = float(model.settings.dt_tracer)
+    steps_per_mean = average_days * SECONDS_PER_DAY / dt
+    if abs(steps_per_mean - round(steps_per_mean)) > 1e-9:
+        raise ValueError(f"average_days={average_days} is not a whole number of time steps "
+                         f"(dt_tracer={dt} s)")
+    steps_per_mean = int(round(steps_per_mean))
+    ylen = year_length_days(model)
+    means_per_year = ylen / average_days
+    if abs(means_per_year - round(means_per_year)) > 1e-9:
+        raise ValueError(f"average_days={average_days} does not divide the {ylen}-day year")
+    means_per_year = int(round(means_per_year))
+    steps_per_year = steps_per_mean * means_per_year
+    _log(f"model built in {time.perf_counter() - t0:.1f} s: dt={dt} s, {steps_per_mean} steps per "
+         f"{average_days}-day mean, {means_per_year} means per {ylen}-day year", log)
+    # spin-up, in chunks of at most a tenth of a year so that progress is visible
+    spin_steps = int(round(spinup_years * steps_per_year))
+    chunk = max(steps_per_year // 10, 1)
+    t_spin = time.perf_counter()
+    done = 0
+    while done < spin_steps:
+        n = min(chunk, spin_steps - done)
+        model.run(steps=n)
+        done += n
+        el = time.perf_counter() - t_spin
+        _log(f"spin-up {done / steps_per_year:.2f}/{spinup_years:g} years, {el:.0f} s "
+             f"({el / max(done, 1) * steps_per_year:.0f} s per model year)", log)
+    attrs = {"average_days": float(average_days), "year_length_days": float(ylen),
+             "resolution": float(resolution), "seasonal": 1, "spinup_years": float(spinup_years),
+             "dt_tracer": dt, "source": "stommel ocean_core ACC, written by emulator.make_data"}
+    n_years = int(np.ceil(years - 1e-9))
+    n_total = int(round(years * means_per_year))
+    salt_varies = None
+    salt_ref = None
+    t_run = time.perf_counter()
+    written = 0
+    grid_written = False
+    for year in range(n_years):
+        recs = []
+        for j in range(min(means_per_year, n_total - written)):
+            ds = model.time_average(steps=steps_per_mean)
+            if not grid_written:
+                _write_grid(ds, os.path.join(out, "grid.nc"), model, attrs)
+                grid_written = True
+            if salt_varies is None and "salt" in ds:
+                salt_ref, salt_varies = _salt_check(ds)
+                _log("salt varies: keeping it" if salt_varies else
+                     f"salt is constant ({salt_ref:g}) over wet points: not written", log)
+            recs.append(_select(ds, keep_salt=bool(salt_varies)))
+            written += 1
+        yr = xr.concat(recs, dim="time", data_vars="all", coords="minimal",
+                       compat="override", join="override")
+        yr.attrs.update(attrs)
+        if salt_varies is False:
+            yr.attrs["salt_constant"] = float(salt_ref)
+        path = os.path.join(out, f"means_{year:04d}.nc")
+        tmp = path + ".part"
+        yr.to_netcdf(tmp)
+        os.replace(tmp, path)
+        el = time.perf_counter() - t_run
+        _log(f"wrote {path}: {written}/{n_total} means, {el:.0f} s "
+             f"({el / (written / means_per_year):.0f} s per model year)", log)
+    seconds_per_year = (time.perf_counter() - t_run) / max(written / means_per_year, 1e-12)
+    meta = dict(attrs)
+    meta.update({"years": float(years), "n_means": written, "means_per_year": means_per_year,
+                 "steps_per_mean": steps_per_mean, "salt_written": bool(salt_varies),
+                 "model_seconds_per_year": seconds_per_year, "backend": backend,
+                 "suggested_split_years": {"train": split[0], "val": split[1], "test": split[2]},
+                 "wall_seconds": time.perf_counter() - t0})
+    if salt_varies is False:
+        meta["salt_constant"] = float(salt_ref)
+    with open(os.path.join(out, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    return meta
+
+
+def _salt_check(ds, tol=1e-10):
+    """``(reference value, varies?)`` of salt over wet points of one record."""
+    s = np.asarray(ds["salt"].values, np.float64)
+    m = np.asarray(ds["maskT"].values) > 0
+    vals = s[m]
+    ref = float(vals.mean())
+    return ref, bool(np.abs(vals - ref).max() > tol * max(1.0, abs(ref)))
+
+
+def _select(ds, keep_salt):
+    """Keep the saved variables of one mean as float32 with a length-1 time axis."""
+    keep = [v for v in SAVED_VARS if v in ds and (v != "salt" or keep_salt)]
+    sub = ds[keep]
+    sub = sub.drop_vars([c for c in sub.coords if c not in sub.dims and c != "time"])
+    sub = sub.astype(np.float32)
+    if "time" not in sub.dims:
+        sub = sub.expand_dims("time")
+    return sub
+
+
+def _write_grid(ds, path, model, attrs):
+    """Masks, coordinates and (if the model has it) the layer thickness ``dzt``."""
+    import xarray as xr  # noqa: PLC0415
+
+    g = xr.Dataset({m: ds[m].astype(np.int8) for m in GRID_VARS if m in ds})
+    dzt = None
+    for obj in (getattr(model, "grid", None), getattr(model, "settings", None), model):
+        v = getattr(obj, "dzt", None) if obj is not None else None
+        if v is not None:
+            dzt = np.asarray(v, np.float64).ravel()
+            break
+    if dzt is not None and "zt" in ds.sizes and dzt.size == ds.sizes["zt"]:
+        g["dzt"] = ("zt", dzt)
+    for c in ("xt", "xu", "yt", "yu", "zt", "zw"):
+        if c in ds.coords:
+            g = g.assign_coords({c: ds[c]})
+    g.attrs.update(attrs)
+    g.to_netcdf(path)

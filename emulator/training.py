@@ -1,0 +1,416 @@
+"""Rollout training with backpropagation through the whole rollout.
+
+One optimiser step on a batch of ``B`` samples starting at indices ``i``:
+
+1. ``x = (x_i, x_{i+1})`` from the data; for ``k = 0..K-1``:
+   ``y_k = net(x, f_{i+2k}, f_{i+2k+1}, static)`` (masked), loss
+   ``L_k = mean_c s_c l_c(y_k, (x_{i+2k+2}, x_{i+2k+3}))`` (see
+   :mod:`emulator.losses`), and ``x <- y_k`` (the model's own prediction).
+2. Backward through time: ``g = 0``; for ``k = K-1..0``:
+   ``dx = net.backward(dL_k/dy_k + g)``, ``g = dx[:2P]``.  Parameter
+   gradients accumulate over the steps.  With ``recompute`` only the input of
+   each top-level U-Net layer is kept per step and the layer is recomputed in
+   the backward pass (memory ~ one extra forward pass of compute).
+3. Gradient-norm clipping (a non-finite norm skips the update), Adam with a
+   cosine learning rate, EMA of the weights, dynamic-loss weight update.
+
+Training state is checkpointed (``checkpoint_last.npz``: weights, BatchNorm
+buffers, Adam moments, EMA, dynamic-loss weights, step counters) so that an
+interrupted run resumes exactly where it stopped: the sample order of epoch
+``e`` is a permutation drawn from ``default_rng([seed, e])``, so a resumed run
+sees the same batches as an uninterrupted one.  Progress goes to a JSON-lines
+log (``train_log.jsonl``), one record per step and per validation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .data import EmulatorData, Split, rollout_starts
+from .losses import DynamicLoss, masked_channel_mse, weighted_step_loss
+from .model import Emulator, _atomic_savez
+from .optim import EMA, Adam, clip_grad_norm, cosine_lr
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (defaults: Samudra 2 where it applies).
+
+    Parameters
+    ----------
+    epochs : int
+    batch_size : int
+    rollout_steps : int
+        ``K`` model calls per sample (each predicts two states).
+    lr, lr_min, warmup_steps :
+        Peak and final learning rate of the per-step cosine schedule, linear warm-up.
+    clip : float
+        Gradient-norm clip.
+    ema_decay : float
+    loss : {"dynamic", "mse"}
+    loss_limit : float
+        Dynamic-loss ratio cap (20).
+    loss_window : int
+        Dynamic-loss EMA window (25).
+    loss_update : {"first_step", "extra_forward"}
+        Source of the per-channel losses for the weight update: the first rollout
+        step's losses of the batch (no extra cost), or an extra single-step
+        forward pass after the optimiser step (Samudra's default).
+    recompute : bool
+        Keep only layer inputs and recompute activations in the backward pass.
+    seed : int
+    max_steps : int or None
+        Stop after this many optimiser steps in total (None: all epochs).
+    max_hours : float or None
+        Stop (with a checkpoint) after this wall time; ``--resume`` continues.
+    val_every : int
+        Validate every this many steps (0: at the end of each epoch).
+    val_max_samples : int
+        Validation samples, evenly spaced over the validation period.
+    checkpoint_every : int
+        Save ``checkpoint_last.npz`` every this many steps (and at each epoch end).
+    sample_stride : int
+        Spacing of sample start indices.
+    on_nonfinite : {"skip", "raise"}
+        What to do with a non-finite gradient norm.
+    """
+
+    epochs: int = 10
+    batch_size: int = 4
+    rollout_steps: int = 4
+    lr: float = 6e-4
+    lr_min: float = 0.0
+    warmup_steps: int = 0
+    clip: float = 1.0
+    ema_decay: float = 0.999
+    loss: str = "dynamic"
+    loss_limit: float = 20.0
+    loss_window: int = 25
+    loss_update: str = "first_step"
+    recompute: bool = True
+    seed: int = 0
+    max_steps: int | None = None
+    max_hours: float | None = None
+    val_every: int = 0
+    val_max_samples: int = 32
+    checkpoint_every: int = 50
+    sample_stride: int = 1
+    on_nonfinite: str = "skip"
+
+    def __post_init__(self):
+        pos = ("epochs", "batch_size", "rollout_steps", "loss_window", "sample_stride",
+               "val_max_samples", "checkpoint_every")
+        for k in pos:
+            if int(getattr(self, k)) < 1:
+                raise ValueError(f"{k}={getattr(self, k)} must be >= 1")
+        if self.lr <= 0 or self.lr_min < 0 or self.lr_min > self.lr:
+            raise ValueError(f"need 0 <= lr_min <= lr and lr > 0, got lr={self.lr}, "
+                             f"lr_min={self.lr_min}")
+        if self.clip <= 0:
+            raise ValueError(f"clip={self.clip} must be > 0")
+        if self.loss not in ("dynamic", "mse"):
+            raise ValueError(f"loss={self.loss!r} must be 'dynamic' or 'mse'")
+        if self.loss_update not in ("first_step", "extra_forward"):
+            raise ValueError(f"loss_update={self.loss_update!r} must be 'first_step' or "
+                             f"'extra_forward'")
+        if self.on_nonfinite not in ("skip", "raise"):
+            raise ValueError(f"on_nonfinite={self.on_nonfinite!r} must be 'skip' or 'raise'")
+
+
+class Trainer:
+    """Rollout trainer (see the module docstring).
+
+    Parameters
+    ----------
+    emulator : Emulator
+        Network plus masks; trained in place.
+    data : EmulatorData
+    split : Split
+    config : TrainConfig
+    outdir : str
+        Where checkpoints, logs and the final emulator go.
+    """
+
+    CKPT = "checkpoint_last.npz"
+    LOG = "train_log.jsonl"
+
+    def __init__(self, emulator: Emulator, data: EmulatorData, split: Split,
+                 config: TrainConfig, outdir: str, meta=None):
+        self.emu = emulator
+        self.net = emulator.unet
+        self.data = data
+        self.split = split
+        self.cfg = config
+        self.outdir = outdir
+        self.meta = dict(meta or {})
+        bk = self.net.bk
+        self.bk, self.xp = bk, bk.xp
+        dt = self.net.dtype
+        # the whole normalised data set lives on the compute device
+        self.states = bk.asarray(data.states, dtype=dt)
+        self.forcing = bk.asarray(data.forcing, dtype=dt)
+        self.P = data.spec.n_prognostic
+        self.params = self.net.parameters()
+        self.grads = self.net.gradients()
+        self.opt = Adam(self.params, lr=config.lr)
+        self.ema = EMA(self.params, decay=config.ema_decay)
+        self.dloss = DynamicLoss(self.P, limit=config.loss_limit, window=config.loss_window,
+                                 enabled=config.loss == "dynamic")
+        K = config.rollout_steps
+        self.train_starts = rollout_starts(split.train, K, config.sample_stride)
+        if len(self.train_starts) == 0:
+            raise ValueError(f"the training period {split.train} is too short for "
+                             f"rollout_steps={K} (needs {2 * K + 2} states)")
+        vs = rollout_starts(split.val, K, 1)
+        if len(vs) > config.val_max_samples:
+            vs = vs[np.linspace(0, len(vs) - 1, config.val_max_samples).round().astype(int)]
+        self.val_starts = vs
+        self.batches_per_epoch = max(1, len(self.train_starts) // config.batch_size)
+        self.total_steps = config.epochs * self.batches_per_epoch
+        self.step = 0
+        self.history = []
+
+    # ------------------------------------------------------------------ #
+    # batches
+    # ------------------------------------------------------------------ #
+    def epoch_order(self, epoch):
+        """Sample start indices of ``epoch`` in training order (reproducible)."""
+        rng = np.random.default_rng([self.cfg.seed, epoch])
+        return self.train_starts[rng.permutation(len(self.train_starts))]
+
+    def batch(self, step):
+        """Start indices of the batch of global step ``step``."""
+        epoch, j = divmod(step, self.batches_per_epoch)
+        order = self.epoch_order(epoch)
+        B = min(self.cfg.batch_size, len(order))
+        return order[j * B:(j + 1) * B]
+
+    def _pair(self, idx):
+        """``(x_t, x_{t+1})`` for start indices ``idx`` -> ``(2P, B, H, W)`` on the device."""
+        xp = self.xp
+        idx = xp.asarray(idx)
+        st = xp.concatenate([self.states[idx], self.states[idx + 1]], axis=1)
+        return xp.ascontiguousarray(st.transpose(1, 0, 2, 3))
+
+    def _fpair(self, idx):
+        xp = self.xp
+        idx = xp.asarray(idx)
+        f = xp.concatenate([self.forcing[idx], self.forcing[idx + 1]], axis=1)
+        return xp.ascontiguousarray(f.transpose(1, 0, 2, 3))
+
+    # ------------------------------------------------------------------ #
+    # one step
+    # ------------------------------------------------------------------ #
+    def rollout_loss(self, starts, train=True, backward=True, weights=None):
+        """Loss of a ``K``-step rollout from ``starts``, with its gradient if ``backward``.
+
+        Returns
+        -------
+        loss : float
+            ``sum_k L_k`` with the given (default: dynamic) weights.
+        ells : list of numpy arrays (2P,)
+            Unweighted per-channel losses of each step.
+        """
+        K = self.cfg.rollout_steps
+        store = ("inputs" if self.cfg.recompute else "all") if backward else "none"
+        w = self.dloss.weights() if weights is None else weights
+        mask = self.emu.out_mask
+        starts = np.asarray(starts)
+        x = self._pair(starts)
+        tapes, dys, ells, total = [], [], [], 0.0
+        for k in range(K):
+            y, tape = self.emu.step(x, self._fpair(starts + 2 * k), train=train, store=store)
+            target = self._pair(starts + 2 * k + 2)
+            loss_k, ell, dy = weighted_step_loss(y, target, mask, w)
+            total += loss_k
+            ells.append(ell)
+            if backward:
+                tapes.append(tape)
+                dys.append(dy)
+            x = y
+        if backward:
+            g = None
+            for k in range(K - 1, -1, -1):
+                dy = dys[k] if g is None else dys[k] + g
+                dx = self.net.backward(dy, tapes[k])
+                tapes[k] = dys[k] = None  # free this step's tape
+                g = dx[:2 * self.P]
+        return total, ells
+
+    def train_step(self):
+        """One optimiser step; returns the log record."""
+        t0 = time.perf_counter()
+        cfg = self.cfg
+        starts = self.batch(self.step)
+        self.net.zero_grad()
+        loss, ells = self.rollout_loss(starts, train=True, backward=True)
+        norm = clip_grad_norm(self.grads, cfg.clip)
+        lr = cosine_lr(self.step, self.total_steps, cfg.lr, cfg.lr_min, cfg.warmup_steps)
+        skipped = not (math.isfinite(norm) and math.isfinite(loss))
+        if skipped:
+            if cfg.on_nonfinite == "raise":
+                raise FloatingPointError(f"non-finite loss {loss} or gradient norm {norm} at "
+                                         f"step {self.step}")
+        else:
+            self.opt.step(self.grads, lr=lr)
+            self.ema.update(self.params)
+            if cfg.loss_update == "extra_forward":
+                y, _ = self.emu.step(self._pair(starts), self._fpair(starts), train=True,
+                                     store="none", update_stats=False)
+                ell, _ = masked_channel_mse(y, self._pair(starts + 2), self.emu.out_mask)
+            else:
+                ell = ells[0]
+            self.dloss.update(ell)
+        rec = {"step": self.step, "epoch": self.step // self.batches_per_epoch,
+               "loss": loss, "mse": float(np.mean([e.mean() for e in ells])),
+               "grad_norm": norm, "lr": lr, "skipped": skipped,
+               "seconds": time.perf_counter() - t0}
+        self.step += 1
+        return rec
+
+    # ------------------------------------------------------------------ #
+    # validation with the EMA weights
+    # ------------------------------------------------------------------ #
+    def validate(self):
+        """Mean unweighted MSE (normalised units) of ``K``-step rollouts on the
+        validation period, with the EMA weights in evaluation mode."""
+        if len(self.val_starts) == 0:
+            return None
+        backup = {k: v.copy() for k, v in self.params.items()}
+        self.ema.copy_to(self.params)
+        try:
+            ells = []
+            B = self.cfg.batch_size
+            for j in range(0, len(self.val_starts), B):
+                _, e = self.rollout_loss(self.val_starts[j:j + B], train=False, backward=False,
+                                         weights=np.ones(2 * self.P))
+                ells.append(np.stack(e))  # (K, 2P)
+            e = np.concatenate([x[None] for x in ells]).mean(axis=0)
+        finally:
+            for k, v in backup.items():
+                self.params[k][...] = v
+        return {"val_mse": float(e.mean()), "val_mse_last_step": float(e[-1].mean()),
+                "val_mse_first_step": float(e[0].mean())}
+
+    # ------------------------------------------------------------------ #
+    # checkpoints
+    # ------------------------------------------------------------------ #
+    def state_arrays(self):
+        arrays = {f"model/{k}": v for k, v in self.net.state_dict().items()}
+        opt = self.opt.state_dict()
+        for k in self.params:
+            arrays[f"adam_m/{k}"] = opt["m"][k]
+            arrays[f"adam_v/{k}"] = opt["v"][k]
+            arrays[f"ema/{k}"] = self.bk.to_numpy(self.ema.shadow[k])
+        arrays["dloss_scale"] = self.dloss.scale
+        info = {"step": self.step, "adam_t": opt["t"], "ema_n": self.ema.n,
+                "dloss_updates": self.dloss.n_updates, "train_config": asdict(self.cfg),
+                "total_steps": self.total_steps, "history": self.history}
+        arrays["info"] = np.array(json.dumps(info, default=float))
+        return arrays
+
+    def save_checkpoint(self, path=None):
+        path = path or os.path.join(self.outdir, self.CKPT)
+        _atomic_savez(path, self.state_arrays())
+        return path
+
+    def load_checkpoint(self, path=None):
+        """Restore the full training state from a checkpoint.
+
+        Raises
+        ------
+        ValueError
+            If the checkpoint was written with a different training configuration
+            in a way that changes the batch sequence (batch size, rollout steps,
+            seed, sample stride).
+        """
+        path = path or os.path.join(self.outdir, self.CKPT)
+        with np.load(path, allow_pickle=False) as z:
+            info = json.loads(str(z["info"]))
+            old = info["train_config"]
+            for k in ("batch_size", "rollout_steps", "seed", "sample_stride"):
+                if old[k] != getattr(self.cfg, k):
+                    raise ValueError(f"cannot resume: checkpoint has {k}={old[k]}, "
+                                     f"the run asks for {k}={getattr(self.cfg, k)}")
+            self.net.load_state_dict({k[6:]: z[k] for k in z.files if k.startswith("model/")})
+            self.opt.load_state_dict({"t": info["adam_t"],
+                                      "m": {k: z[f"adam_m/{k}"] for k in self.params},
+                                      "v": {k: z[f"adam_v/{k}"] for k in self.params}})
+            self.ema.load_state_dict({"n": info["ema_n"],
+                                      "shadow": {k: z[f"ema/{k}"] for k in self.params}})
+            self.dloss.load_state_dict({"scale": z["dloss_scale"],
+                                        "n_updates": info["dloss_updates"]})
+        self.step = int(info["step"])
+        self.history = list(info.get("history", []))
+
+    def save_emulator(self, path=None, use_ema=True):
+        """Write the trained emulator (EMA weights by default) for rollouts."""
+        path = path or os.path.join(self.outdir, "emulator.npz")
+        meta = dict(self.meta)
+        meta.update({"train_config": asdict(self.cfg), "split": self.split.to_json(),
+                     "steps": self.step, "weights": "ema" if use_ema else "raw"})
+        self.emu.save(path, params=self.ema.shadow if use_ema else None, meta=meta)
+        return path
+
+    # ------------------------------------------------------------------ #
+    def fit(self, resume=False, progress=True):
+        """Train until the configured number of steps (or time budget) is reached.
+
+        Returns
+        -------
+        dict
+            Summary: steps done, last training loss, last validation record,
+            whether the run finished (False when stopped by ``max_hours``).
+        """
+        os.makedirs(self.outdir, exist_ok=True)
+        ckpt = os.path.join(self.outdir, self.CKPT)
+        if resume and os.path.exists(ckpt):
+            self.load_checkpoint(ckpt)
+        cfg = self.cfg
+        end = self.total_steps if cfg.max_steps is None else min(self.total_steps, cfg.max_steps)
+        t_start = time.perf_counter()
+        bar = None
+        if progress:
+            from tqdm import tqdm  # noqa: PLC0415
+
+            bar = tqdm(total=end, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        last, val, finished = None, None, True
+        with open(os.path.join(self.outdir, self.LOG), "a") as log:
+            while self.step < end:
+                rec = self.train_step()
+                last = rec
+                log.write(json.dumps(rec) + "\n")
+                epoch_end = self.step % self.batches_per_epoch == 0
+                do_val = (cfg.val_every and self.step % cfg.val_every == 0) or \
+                         (not cfg.val_every and epoch_end) or self.step == end
+                if do_val:
+                    val = self.validate()
+                    if val is not None:
+                        vrec = {"step": self.step, **val}
+                        self.history.append(vrec)
+                        log.write(json.dumps(vrec) + "\n")
+                log.flush()
+                if bar is not None:
+                    bar.update(1)
+                    post = {"loss": f"{rec['loss']:.4g}", "gn": f"{rec['grad_norm']:.3g}"}
+                    if val:
+                        post["val"] = f"{val['val_mse']:.4g}"
+                    bar.set_postfix(post)
+                if self.step % cfg.checkpoint_every == 0 or epoch_end:
+                    self.save_checkpoint(ckpt)
+                if cfg.max_hours is not None and \
+                        time.perf_counter() - t_start > cfg.max_hours * 3600 and self.step < end:
+                    finished = False
+                    break
+        if bar is not None:
+            bar.close()
+        self.save_checkpoint(ckpt)
+        self.save_emulator()
+        return {"steps": self.step, "total_steps": end, "finished": finished,
+                "last": last, "val": val}
