@@ -131,7 +131,7 @@ class Backend:
         ----------
         x : array (C, B, H, W)
         dil : int
-            Dilation, ``1 <= dil < W``.
+            Dilation ``>= 1`` (x offsets wrap modulo ``W``, also when ``dil >= W``).
         out : array (9*C, B*H*W), optional
             Workspace to fill.
 
@@ -320,8 +320,8 @@ class _NumbaBackend(Backend):
 
 
 def _check_dil(dil, W):
-    if not 1 <= dil < W:
-        raise ValueError(f"dilation={dil} must satisfy 1 <= dilation < W={W} (periodic x)")
+    if dil < 1:
+        raise ValueError(f"dilation={dil} must be >= 1")
 
 
 class _CupyBackend(Backend):  # pragma: no cover - needs a GPU

@@ -23,36 +23,24 @@ _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 @nb.njit(**_JIT)
 def _shift_copy(src, dst, ox, W):
-    """``dst[w] = src[(w + ox) mod W]`` for ``|ox| < W`` without a modulo in the loop."""
-    if ox >= 0:
-        n1 = W - ox
-        for w in range(n1):
-            dst[w] = src[w + ox]
-        for w in range(n1, W):
-            dst[w] = src[w + ox - W]
-    else:
-        n0 = -ox
-        for w in range(n0):
-            dst[w] = src[w + ox + W]
-        for w in range(n0, W):
-            dst[w] = src[w + ox]
+    """``dst[w] = src[(w + ox) mod W]`` without a modulo in the loop."""
+    ox = ox % W  # Python semantics: 0 <= ox < W
+    n1 = W - ox
+    for w in range(n1):
+        dst[w] = src[w + ox]
+    for w in range(n1, W):
+        dst[w] = src[w + ox - W]
 
 
 @nb.njit(**_JIT)
 def _shift_add(src, dst, ox, W):
-    """``dst[w] += src[(w + ox) mod W]`` for ``|ox| < W``."""
-    if ox >= 0:
-        n1 = W - ox
-        for w in range(n1):
-            dst[w] += src[w + ox]
-        for w in range(n1, W):
-            dst[w] += src[w + ox - W]
-    else:
-        n0 = -ox
-        for w in range(n0):
-            dst[w] += src[w + ox + W]
-        for w in range(n0, W):
-            dst[w] += src[w + ox]
+    """``dst[w] += src[(w + ox) mod W]``."""
+    ox = ox % W
+    n1 = W - ox
+    for w in range(n1):
+        dst[w] += src[w + ox]
+    for w in range(n1, W):
+        dst[w] += src[w + ox - W]
 
 
 @nb.njit(**_JIT)

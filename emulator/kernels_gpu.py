@@ -28,8 +28,8 @@ _IM2COL = cp.ElementwiseKernel(
     const int k = n % 9;
     const int c = n / 9;
     const int hs = h + (k / 3 - 1) * dil;
-    int ws = w + (k % 3 - 1) * dil;
-    ws = ws < 0 ? ws + W : (ws >= W ? ws - W : ws);
+    int ws = (w + (k % 3 - 1) * dil) % W;
+    ws = ws < 0 ? ws + W : ws;
     cols = (hs >= 0 && hs < H) ? x[((long long)(c * B + b) * H + hs) * W + ws] : (T)0;
     """,
     "stommel_emulator_im2col",
@@ -49,8 +49,8 @@ _COL2IM = cp.ElementwiseKernel(
         const int hs = h - (ky - 1) * dil;
         if (hs < 0 || hs >= H) continue;
         for (int kx = 0; kx < 3; ++kx) {
-            int ws = w - (kx - 1) * dil;
-            ws = ws < 0 ? ws + W : (ws >= W ? ws - W : ws);
+            int ws = (w - (kx - 1) * dil) % W;
+            ws = ws < 0 ? ws + W : ws;
             acc += dcols[((long long)((c * 9 + ky * 3 + kx) * B + b) * H + hs) * W + ws];
         }
     }

@@ -207,22 +207,37 @@ class Trainer:
     # ------------------------------------------------------------------ #
     # one step
     # ------------------------------------------------------------------ #
-    def rollout_loss(self, starts, train=True, backward=True, weights=None):
+    def rollout_loss(self, starts, train=True, backward=True, weights=None, x0=None):
         """Loss of a ``K``-step rollout from ``starts``, with its gradient if ``backward``.
+
+        Parameters
+        ----------
+        starts : int array (B,)
+            Index of the first initial state of each sample.
+        train : bool
+            Training mode of the network.
+        backward : bool
+            Accumulate parameter gradients (into ``net.grads``) and return ``dx0``.
+        weights : array (2P,), optional
+            Channel weights (default: the dynamic-loss weights).
+        x0 : array (2P, B, H, W), optional
+            Initial states to use instead of the data's.
 
         Returns
         -------
         loss : float
-            ``sum_k L_k`` with the given (default: dynamic) weights.
+            ``sum_k L_k`` with the given weights.
         ells : list of numpy arrays (2P,)
             Unweighted per-channel losses of each step.
+        dx0 : array (2P, B, H, W) or None
+            Gradient of ``loss`` with respect to the initial states.
         """
         K = self.cfg.rollout_steps
         store = ("inputs" if self.cfg.recompute else "all") if backward else "none"
         w = self.dloss.weights() if weights is None else weights
         mask = self.emu.out_mask
         starts = np.asarray(starts)
-        x = self._pair(starts)
+        x = self._pair(starts) if x0 is None else x0
         tapes, dys, ells, total = [], [], [], 0.0
         for k in range(K):
             y, tape = self.emu.step(x, self._fpair(starts + 2 * k), train=train, store=store)
@@ -241,7 +256,8 @@ class Trainer:
                 dx = self.net.backward(dy, tapes[k])
                 tapes[k] = dys[k] = None  # free this step's tape
                 g = dx[:2 * self.P]
-        return total, ells
+            return total, ells, g
+        return total, ells, None
 
     def train_step(self):
         """One optimiser step; returns the log record."""
@@ -249,7 +265,7 @@ class Trainer:
         cfg = self.cfg
         starts = self.batch(self.step)
         self.net.zero_grad()
-        loss, ells = self.rollout_loss(starts, train=True, backward=True)
+        loss, ells, _ = self.rollout_loss(starts, train=True, backward=True)
         norm = clip_grad_norm(self.grads, cfg.clip)
         lr = cosine_lr(self.step, self.total_steps, cfg.lr, cfg.lr_min, cfg.warmup_steps)
         skipped = not (math.isfinite(norm) and math.isfinite(loss))
@@ -288,7 +304,7 @@ class Trainer:
             ells = []
             B = self.cfg.batch_size
             for j in range(0, len(self.val_starts), B):
-                _, e = self.rollout_loss(self.val_starts[j:j + B], train=False, backward=False,
+                _, e, _ = self.rollout_loss(self.val_starts[j:j + B], train=False, backward=False,
                                          weights=np.ones(2 * self.P))
                 ells.append(np.stack(e))  # (K, 2P)
             e = np.concatenate([x[None] for x in ells]).mean(axis=0)

@@ -19,8 +19,13 @@ import numpy as np
 # ---------------------------------------------------------------------- #
 # finite differences
 # ---------------------------------------------------------------------- #
-def gradcheck(run, x, params, rng, eps=1e-6, n_dirs=2, n_coords=3):
+def gradcheck(run, x, params, rng, eps=1e-4, n_dirs=2, n_coords=3):
     """Compare analytic gradients with central differences (float64).
+
+    The derivative along a perturbation ``d`` uses the fourth-order central stencil
+    ``(8 (f(d) - f(-d)) - (f(2d) - f(-2d))) / 12``, whose truncation error
+    (``O(eps^4)``) and round-off error (``~1e-16 |L| / eps``) both stay far below
+    the tolerance.
 
     Parameters
     ----------
@@ -50,9 +55,13 @@ def gradcheck(run, x, params, rng, eps=1e-6, n_dirs=2, n_coords=3):
         worst = 0.0
         g = np.asarray(g, np.float64)
         gn = np.linalg.norm(g)
+        def deriv(d):
+            return (8 * (perturb(d) - perturb(-d)) - (perturb(2 * d) - perturb(-2 * d))) / (12 * eps)
+
         for _ in range(n_dirs):
             v = rng.standard_normal(g.shape)
-            fd = (perturb(eps * v) - perturb(-eps * v)) / (2 * eps)
+            v /= np.linalg.norm(v)  # a perturbation of norm eps whatever the array size
+            fd = deriv(eps * v)
             an = float((g * v).sum())
             denom = max(abs(an), 1e-12 * gn * np.linalg.norm(v), 1e-300)
             worst = max(worst, abs(fd - an) / denom)
@@ -61,7 +70,7 @@ def gradcheck(run, x, params, rng, eps=1e-6, n_dirs=2, n_coords=3):
             idx = tuple(rng.integers(0, s) for s in g.shape)
             e = np.zeros(g.shape)
             e[idx] = eps
-            fd = (perturb(e) - perturb(-e)) / (2 * eps)
+            fd = deriv(e)
             worst = max(worst, abs(fd - g[idx]) / scale)
         report[name] = worst
 

@@ -1,0 +1,113 @@
+"""Data preparation: channels, normalisation over wet points, dropping constant channels,
+splits by time, round trip to physical units, make-data output and its refusal to overwrite."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from emulator_helpers import synthetic_dataset, synthetic_factory
+
+from emulator.data import (build_spec, open_dataset, prepare, psi_mask, rollout_starts,
+                           split_by_years, states_per_year, to_physical)
+from emulator.make_data import generate
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory):
+    return synthetic_dataset(tmp_path_factory.mktemp("syn"), years=1.0, nx=16, ny=12, nz=3)
+
+
+def test_make_data_layout(syn, tmp_path):
+    assert syn.sizes["time"] == 73
+    assert syn.attrs["average_days"] == 5.0 and syn.attrs["year_length_days"] == 365.0
+    assert "salt" not in syn  # constant in the synthetic ACC, as in the real one
+    assert syn.attrs["salt_constant"] == pytest.approx(35.0)
+    assert syn["temp"].dims == ("time", "zt", "yt", "xt")
+    assert syn["eke"].dims == ("time", "zw", "yt", "xt")
+    assert syn["psi"].dims == ("time", "yu", "xu")
+    assert syn["temp"].dtype == np.float32 and "maskU" in syn and "dzt" in syn
+    assert np.all(np.diff(syn["time"].values) == 5 * 86400.0)
+    assert states_per_year(syn) == pytest.approx(73.0)
+    # refuses to overwrite, unless asked
+    out = tmp_path / "d"
+    generate(str(out), years=0.1, spinup_years=0, model_factory=synthetic_factory(), log=None)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        generate(str(out), years=0.1, spinup_years=0, model_factory=synthetic_factory(), log=None)
+    meta = generate(str(out), years=0.1, spinup_years=0.05, model_factory=synthetic_factory(),
+                    log=None, overwrite=True)
+    assert meta["n_means"] == 7 and json.load(open(out / "meta.json"))["n_means"] == 7
+    with pytest.raises(ValueError, match="average_days=0.3"):
+        generate(str(tmp_path / "e"), years=1, average_days=0.3,
+                 model_factory=synthetic_factory(), log=None)
+
+
+def test_spec_and_normalisation(syn):
+    split = split_by_years(syn.sizes["time"], 73, 0.6, 0.1, 0.3)
+    spec = build_spec(syn, split.train)
+    names = [c.name for c in spec.prognostic]
+    nz = 3
+    assert names[:nz] == [f"temp[{k}]" for k in range(nz)]
+    assert "psi" in names and not any(n.startswith("salt") for n in names)
+    assert [c.var for c in spec.forcing] == ["surface_taux", "t_star", "season_sin", "season_cos"]
+    assert spec.in_channels == 2 * len(names) + 2 * 4 + 2
+    data = prepare(syn, spec)
+    a, b = split.train
+    for c, ch in enumerate(spec.prognostic):
+        wet = data.wet[c] > 0
+        vals = data.states[a:b, c][:, wet]
+        assert abs(vals.mean()) < 1e-4 and vals.std() == pytest.approx(1.0, rel=1e-4), ch.name
+        assert np.all(data.states[:, c][:, ~wet] == 0)
+    # eke enters as log(eke + eps)
+    c = names.index("eke[1]")
+    raw = np.log(syn["eke"].values[:, 1].astype(np.float64) + spec.eke_eps)
+    wet = data.wet[c] > 0
+    np.testing.assert_allclose(data.states[:, c][:, wet] * spec.prognostic[c].std
+                               + spec.prognostic[c].mean, raw[:, wet], rtol=1e-5)
+    # round trip to physical units
+    phys = to_physical(data.states, spec, wet=data.wet)
+    m = syn["maskU"].values > 0
+    np.testing.assert_allclose(phys["u"][:, m[None].any(0)][:, :5],
+                               syn["u"].values[:, m[None].any(0)][:, :5], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(phys["eke"][:, syn["maskW"].values > 0],
+                               syn["eke"].values[:, syn["maskW"].values > 0], rtol=1e-4)
+
+
+def test_salt_variable_dropped_when_constant(syn):
+    ds = syn.copy()
+    ds["salt"] = ds["temp"] * 0 + 35.0
+    split = split_by_years(ds.sizes["time"], 73, 0.6, 0.1, 0.3)
+    spec = build_spec(ds, split.train)
+    assert spec.dropped["salt[0]"] == pytest.approx(35.0)
+    assert "salt" not in spec.variables
+    ds["salt"] = ds["temp"] * 0.01 + 35.0
+    spec2 = build_spec(ds, split.train)
+    assert "salt" in spec2.variables
+
+
+def test_splits_and_sample_starts():
+    s = split_by_years(30 * 73, 73, 20, 2, 8)
+    assert s.test == (22 * 73, 30 * 73) and s.val == (20 * 73, 22 * 73) and s.train == (0, 20 * 73)
+    with pytest.raises(ValueError, match="but the data hold only 100 states"):
+        split_by_years(100, 73, 1, 0, 1)
+    with pytest.raises(ValueError, match="val_years=-1"):
+        split_by_years(1000, 73, 1, -1, 1)
+    st = rollout_starts((10, 30), 4)
+    assert st[0] == 10 and st[-1] == 30 - 10 and len(st) == 11
+    assert len(rollout_starts((0, 5), 4)) == 0
+
+
+def test_psi_mask_and_open_errors(tmp_path):
+    m = np.ones((4, 6))
+    m[2:, 0] = 0
+    pm = psi_mask(m)
+    assert pm.shape == (4, 6) and pm.min() == 1.0  # every corner touches a wet cell
+    m2 = np.zeros((4, 6))
+    m2[1, 2] = 1
+    pm2 = psi_mask(m2)
+    assert pm2.sum() == 4 and pm2[1, 2] == pm2[0, 1] == pm2[1, 1] == pm2[0, 2] == 1
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        open_dataset(str(tmp_path / "nope"))
+    os.makedirs(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="no .nc files"):
+        open_dataset(str(tmp_path / "empty"))

@@ -1,0 +1,87 @@
+"""Evaluation metrics on fields with known answers."""
+
+import numpy as np
+import pytest
+
+from emulator.metrics import (band_average, band_levels, band_mean_series, detrend,
+                              detrended_r2, isotropic_spectrum, layer_thickness, r2_score,
+                              ratio_summary, rmse_by_level, seasonal_anomaly,
+                              variance_ratio_map)
+
+
+def test_r2_and_detrending():
+    t = np.arange(100.0)
+    s = np.sin(t / 5)
+    assert r2_score(s, s) == 1.0
+    assert r2_score(s, np.full_like(s, s.mean())) == pytest.approx(0.0, abs=1e-15)
+    # a trend in the prediction alone is removed by detrending; noise is not
+    assert detrended_r2(s + 0.01 * t, s + 0.05 * t) == pytest.approx(1.0, abs=1e-3)
+    assert r2_score(s + 0.01 * t, s + 0.05 * t) < 0.9
+    rng = np.random.default_rng(0)
+    noisy = s + 0.5 * rng.standard_normal(100)
+    r2 = detrended_r2(s, noisy)
+    ref = 1 - ((detrend(s) - detrend(noisy)) ** 2).sum() / ((detrend(s) - detrend(s).mean()) ** 2).sum()
+    assert r2 == pytest.approx(ref) and r2 < 0.8
+    np.testing.assert_allclose(detrend(3 + 2 * t), 0, atol=1e-10)
+
+
+def test_layer_thickness_and_bands():
+    # Veros ACC levels (zw top faces, bottom first)
+    zw = -np.array([1804, 1548, 1312, 1096, 900, 724, 568, 432, 316, 220, 144, 88, 48, 20, 0.0])
+    dzt_ref = np.array([276, 256, 236, 216, 196, 176, 156, 136, 116, 96, 76, 56, 40, 28, 20.0])
+    zt = zw - dzt_ref / 2
+    np.testing.assert_allclose(layer_thickness(zt, zw), dzt_ref)
+    np.testing.assert_array_equal(band_levels(zt, (0, 300)), np.arange(9, 15))
+    # volume-weighted mean of a field equal to the level index, over two levels
+    T = np.broadcast_to(np.arange(15.0)[None, :, None, None], (2, 15, 2, 3))
+    mask = np.ones((15, 2, 3))
+    area = np.ones((2, 3))
+    s = band_mean_series(T, mask, area, dzt_ref, np.array([13, 14]))
+    np.testing.assert_allclose(s, (13 * 28 + 14 * 20) / 48)
+    avg, wet = band_average(T, mask, dzt_ref, np.array([13, 14]))
+    np.testing.assert_allclose(avg, (13 * 28 + 14 * 20) / 48)
+    assert wet.all()
+
+
+def test_rmse_and_variance_ratio():
+    rng = np.random.default_rng(1)
+    truth = rng.standard_normal((200, 2, 3, 4))
+    pred = truth + 0.1
+    mask = np.ones((2, 3, 4))
+    mask[1, 0, 0] = 0
+    rmse, sd = rmse_by_level(truth, pred, mask, np.ones((3, 4)))
+    np.testing.assert_allclose(rmse, 0.1, rtol=1e-12)
+    assert np.all(np.abs(sd - 1) < 0.15)
+    wet = np.ones((3, 4), bool)
+    wet[0, 0] = False
+    r = variance_ratio_map(truth[:, 0], 0.5 * truth[:, 0], wet)
+    np.testing.assert_allclose(r[wet], 0.25, rtol=1e-12)
+    assert np.isnan(r[0, 0])
+    summ = ratio_summary(r)
+    assert summ["frac_in_range"] == 0.0 and summ["max"] == pytest.approx(0.25)
+    # the seasonal cycle is removed before the deseasoned ratio
+    t = np.arange(146)
+    bins = t % 73
+    season = np.sin(2 * np.pi * t / 73)[:, None, None] * np.ones((1, 3, 4))
+    noise = rng.standard_normal((146, 3, 4))
+    anom = seasonal_anomaly(season + 0.1 * noise, bins)
+    assert np.abs(anom).max() < 1.0
+    rd = variance_ratio_map(season + 0.1 * noise, season + 0.2 * noise, wet, phase_bins=bins)
+    np.testing.assert_allclose(rd[wet], 4.0, rtol=1e-10)
+
+
+def test_isotropic_spectrum_peak():
+    H, W = 64, 64
+    y, x = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    k0 = 8
+    f = np.cos(2 * np.pi * k0 * x / W) + np.cos(2 * np.pi * k0 * y / H)
+    k, kP = isotropic_spectrum(f, dx=1000.0, dy=1000.0)
+    peak = k[np.nanargmax(kP)]
+    assert peak == pytest.approx(2 * np.pi * k0 / (W * 1000.0), rel=0.1)
+    # white noise has more small-scale power than a smooth field
+    rng = np.random.default_rng(2)
+    _, kp_noise = isotropic_spectrum(rng.standard_normal((H, W)), 1000.0, 1000.0)
+    _, kp_smooth = isotropic_spectrum(f, 1000.0, 1000.0)
+    n = len(k)
+    assert np.nansum(kp_noise[2 * n // 3:]) / np.nansum(kp_noise) > \
+        10 * np.nansum(kp_smooth[2 * n // 3:]) / np.nansum(kp_smooth)

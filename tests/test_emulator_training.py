@@ -1,0 +1,155 @@
+"""Training on a tiny synthetic data set: the loss goes down, resuming is exact, non-finite
+gradients are handled, and the CLI runs make-data -> train -> rollout -> evaluate."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from emulator_helpers import synthetic_dataset, synthetic_factory
+
+from emulator import cli
+from emulator.data import build_spec, prepare, split_by_years
+from emulator.make_data import generate
+from emulator.model import Emulator
+from emulator.training import TrainConfig, Trainer
+from emulator.unet import UNet, UNetConfig
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    ds = synthetic_dataset(d, years=1.5, nx=16, ny=12, nz=2)
+    split = split_by_years(ds.sizes["time"], 73, 1.0, 0.2, 0.3)
+    spec = build_spec(ds, split.train)
+    return ds, split, spec, prepare(ds, spec), str(d)
+
+
+def make_trainer(tiny, outdir, **kw):
+    ds, split, spec, data, _ = tiny
+    net = UNet(UNetConfig(spec.in_channels, spec.out_channels, widths=(8, 16), dilations=(1, 2),
+                          stem=8), seed=0)
+    emu = Emulator(net, spec, data.wet, data.static)
+    cfg = dict(epochs=4, batch_size=2, rollout_steps=2, lr=2e-3, checkpoint_every=1000)
+    cfg.update(kw)
+    return Trainer(emu, data, split, TrainConfig(**cfg), str(outdir))
+
+
+def raw_rollout_mse(tr, starts):
+    w = np.ones(2 * tr.P)
+    _, ells, _ = tr.rollout_loss(starts, train=False, backward=False, weights=w)
+    return float(np.mean(ells))
+
+
+def test_short_training_lowers_the_loss(tiny, tmp_path):
+    tr = make_trainer(tiny, tmp_path, max_steps=60)
+    probe = tr.train_starts[::7]
+    before = raw_rollout_mse(tr, probe)
+    res = tr.fit(progress=False)
+    assert res["steps"] == 60 and res["finished"]
+    # the live weights and the EMA weights both fit the training data better
+    after = raw_rollout_mse(tr, probe)
+    assert after < 0.6 * before, (before, after)
+    tr.ema.copy_to(tr.params)
+    assert raw_rollout_mse(tr, probe) < 0.8 * before
+    # the dynamic weights moved away from 1 and respect the cap
+    s = tr.dloss.scale
+    assert not np.allclose(s, 1.0) and s.max() / s.min() <= 20.0 + 1e-9
+    # logs and outputs
+    log = [json.loads(x) for x in open(tmp_path / Trainer.LOG)]
+    assert sum("loss" in r for r in log) == 60 and any("val_mse" in r for r in log)
+    assert os.path.exists(tmp_path / "emulator.npz")
+    emu = Emulator.load(str(tmp_path / "emulator.npz"))
+    for k, v in emu.unet.parameters().items():
+        np.testing.assert_array_equal(v, tr.ema.shadow[k])
+
+
+def test_resume_is_exact(tiny, tmp_path):
+    a = make_trainer(tiny, tmp_path / "a", max_steps=6)
+    a.fit(progress=False)
+    b = make_trainer(tiny, tmp_path / "b", max_steps=3)
+    b.fit(progress=False)
+    c = make_trainer(tiny, tmp_path / "b", max_steps=6)
+    c.fit(resume=True, progress=False)
+    assert c.step == 6
+    for k, v in a.params.items():
+        np.testing.assert_array_equal(v, c.params[k], err_msg=k)
+        np.testing.assert_array_equal(a.ema.shadow[k], c.ema.shadow[k])
+    np.testing.assert_array_equal(a.dloss.scale, c.dloss.scale)
+    with pytest.raises(ValueError, match="batch_size=2"):
+        make_trainer(tiny, tmp_path / "b", batch_size=3).load_checkpoint()
+
+
+def test_recompute_gives_the_same_training(tiny, tmp_path):
+    a = make_trainer(tiny, tmp_path / "a", max_steps=2, recompute=True)
+    b = make_trainer(tiny, tmp_path / "b", max_steps=2, recompute=False)
+    a.fit(progress=False)
+    b.fit(progress=False)
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_nonfinite_batch_is_skipped(tiny, tmp_path):
+    tr = make_trainer(tiny, tmp_path, max_steps=1)
+    starts = tr.batch(0)
+    tr.states[starts[0] + 3] = np.inf  # a target of the first batch
+    before = {k: v.copy() for k, v in tr.params.items()}
+    rec = tr.train_step()
+    assert rec["skipped"]
+    for k, v in before.items():
+        np.testing.assert_array_equal(v, tr.params[k])
+    tr2 = make_trainer(tiny, tmp_path / "r", max_steps=1, on_nonfinite="raise")
+    tr2.states[starts[0] + 3] = np.inf
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        tr2.train_step()
+
+
+def test_cli_end_to_end(tmp_path):
+    data = tmp_path / "data"
+    generate(str(data), years=2.0, spinup_years=0.1, model_factory=synthetic_factory(nz=2),
+             log=None, split=(1, 0.2, 0.5))
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data), "--out", str(run), "--config", "unit",
+            "--epochs", "1", "--max-steps", "4", "--batch-size", "2", "--rollout-steps", "2",
+            "--quiet"]
+    assert cli.main(args) == 0
+    cfg = json.load(open(run / "config.json"))
+    assert cfg["split"]["test"][1] - cfg["split"]["test"][0] == round(0.5 * 73)
+    assert cli.main(args) == 2  # refuses a non-empty run directory
+    assert cli.main(args + ["--resume", "--max-steps", "6"]) == 0
+    assert sum("loss" in json.loads(x) for x in open(run / "train_log.jsonl")) == 6
+    roll = tmp_path / "roll.nc"
+    assert cli.main(["rollout", "--emulator", str(run), "--data", str(data), "--out", str(roll),
+                     "--quiet"]) == 0
+    assert cli.main(["rollout", "--emulator", str(run), "--data", str(data), "--out", str(roll),
+                     "--quiet"]) == 2
+    import xarray as xr
+    with xr.open_dataset(roll) as r:
+        assert r.sizes["time"] == round(0.5 * 73) and r.attrs["n_initial_states"] == 2
+        assert np.isfinite(r["temp"].values).all()
+        assert "salt" not in r or np.allclose(r["salt"].values, 35.0)
+    ev = tmp_path / "eval"
+    assert cli.main(["evaluate", "--data", str(data), "--rollout", str(roll),
+                     "--out", str(ev), "--bands", "0-800,800-3000"]) == 0
+    m = json.load(open(ev / "metrics.json"))
+    assert set(m["r2_detrended_mean_temp"]) == {"0-800m", "800-3000m"}
+    assert all(np.isfinite(v["r2"]) for v in m["r2_detrended_mean_temp"].values())
+    assert len(m["rmse_by_level"]["temp"]["rmse"]) == 2
+    for f in ("band_mean_temp.png", "spectra.png", "variance_ratio_raw.png", "metrics.md"):
+        assert os.path.getsize(ev / f) > 1000
+    assert cli.main(["evaluate", "--data", str(data), "--rollout", str(roll),
+                     "--out", str(ev)]) == 2
+
+
+def test_cli_bad_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--data", "x", "--out", str(tmp_path), "--config", "huge"])
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
+    assert cli.main(["train", "--data", str(tmp_path / "missing"), "--out",
+                     str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="epochs=0"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="loss='l1'"):
+        TrainConfig(loss="l1")
