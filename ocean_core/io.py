@@ -72,8 +72,9 @@ def snapshot(model, variables=None, include_static=True):
             attrs["standard_name"] = meta.standard_name
         data[n] = xr.DataArray(_strip(a, meta.dims), dims=meta.dims, attrs=attrs)
     ds = xr.Dataset(data, coords=_coords(g))
-    ds = ds.assign_coords(time=xr.DataArray(float(model.time), attrs={"units": "seconds since model start",
-                                                                       "long_name": "model time"}),
+    # plain seconds (not "seconds since ..."): readers do not need cftime to open the file
+    ds = ds.assign_coords(time=xr.DataArray(float(model.time), attrs={"units": "s",
+                                                                       "long_name": "model time since start"}),
                           itt=xr.DataArray(int(model.itt), attrs={"long_name": "time steps done"}))
     ds.attrs.update(_global_attrs(model))
     ds.attrs["acc_transport_Sv"] = model.transport()
@@ -136,17 +137,22 @@ def unique_path(path):
     raise FileExistsError(f"no free file name for {path}")
 
 
-def safe_to_netcdf(ds, path, overwrite=False):
+def safe_to_netcdf(ds, path, overwrite=False, encoding=None):
     """Write a dataset; refuse to replace an existing file unless ``overwrite``.
 
     Writes to a temporary file first and renames, so a crash never leaves half a file
-    under the final name.
+    under the final name.  ``encoding`` is passed to :meth:`xarray.Dataset.to_netcdf`
+    (e.g. ``{"temp": {"zlib": True, "complevel": 1}}``).
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; refusing to overwrite it (pass overwrite=True or choose another path)")
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    ds.to_netcdf(tmp)
+    try:
+        ds.to_netcdf(tmp, encoding=encoding)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no stray temporary file after a failed write
+        raise
     os.replace(tmp, path)
     return path
 
