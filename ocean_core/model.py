@@ -117,6 +117,8 @@ class Model:
             "eke_c_k": float(settings.eke_c_k), "eke_k_max": float(settings.eke_k_max),
             "eke_c_eps": float(settings.eke_c_eps), "alpha_eke": float(settings.alpha_eke),
             "time": 0.0,
+            # options of the tangent/adjoint (0 = exact branch-wise derivative of sqrt at 0)
+            "opt_sqrt_eps": 0.0,
         }
         F = Fields(grid, be, self.solver.nisle, scalars=scalars)
         self.fields = F
@@ -206,7 +208,8 @@ class Model:
             K(keke.velocity_on_wgrid, u="u@tau", v="v@tau"),
             K(keke.w_wgrid_continuity),
             K(keke.eke_implicit, eke="eke@tau"),
-            K(keke.eke_advection, deke="deke@tau", eke="eke@tau"),
+            K(keke.eke_fluxes, eke="eke@tau"),
+            K(keke.eke_advection, deke="deke@tau"),
             K(keke.eke_update, eke_new="eke@taup1", eke="eke@tau", deke_now="deke@tau", deke_old="deke@taum1"),
             # boundary exchange and vertical velocity
             ExchangeOp("u@taup1", cyc), ExchangeOp("v@taup1", cyc), ExchangeOp("eke@taup1", cyc),

@@ -140,28 +140,51 @@ class KernelOp(Op):
     # tangent args: d_<out>..., then d_<active in>... and primal args (by name);
     # adjoint args: b_<active in>... (accumulated), then b_<out>... and primal args.
     def _resolve(self, k: Kernel, F, D, prefix):
+        """Arguments of a tangent/adjoint kernel: ``prefix + name`` from D (tangent/adjoint store),
+        everything else from F.  Active scalars: the tangent gets ``D.scalars[name]``; the
+        adjoint gets a per-point array that is summed into ``D.scalars[name]`` afterwards."""
         args = []
+        scalar_adj = []
         for a in k.args:
-            if a.startswith(prefix):
-                args.append(D[self.map[a[len(prefix):]]])
+            if a.startswith(prefix) and a[len(prefix):] in self.map:
+                name = self.map[a[len(prefix):]]
+                if not isinstance(F[name], (int, float)):
+                    args.append(D[name])
+                elif prefix == "d_":
+                    args.append(float(D.scalars.get(name, 0.0)))
+                else:
+                    shape = self._space_shape(F)
+                    buf = F.backend.zeros(shape)
+                    scalar_adj.append((name, buf))
+                    args.append(buf)
             else:
                 args.append(F[self.map.get(a, a)])
-        return args
+        return args, scalar_adj
+
+    def _space_shape(self, F):
+        first = F[self.map[self.kernel.outputs[0]]]
+        return first.shape if self.kernel.space == "3d" else first.shape[-2:]
 
     def tangent(self, F, T):
         k = self.kernel.tangent
         if k is None:
             raise NotImplementedError(f"kernel {self.kernel.name} has no tangent kernel")
-        k(*self._resolve(k, F, T, "d_"), backend=F.backend.name)
+        args, _ = self._resolve(k, F, T, "d_")
+        k(*args, backend=F.backend.name)
 
     def adjoint(self, F, A):
         k = self.kernel.adjoint
         if k is None:
             raise NotImplementedError(f"kernel {self.kernel.name} has no adjoint kernel")
-        k(*self._resolve(k, F, A, "b_"), backend=F.backend.name)
+        args, scalar_adj = self._resolve(k, F, A, "b_")
+        k(*args, backend=F.backend.name)
+        xp = F.backend.xp
+        for name, buf in scalar_adj:
+            A.scalars[name] = A.scalars.get(name, 0.0) + float(xp.sum(buf))
         # outputs are written (not accumulated) by the forward kernel: their adjoint is consumed
         for o in self.writes:
-            A[o][...] = 0.0
+            if not o.startswith("scr_"):
+                A[o][...] = 0.0
 
 
 class ExchangeOp(Op):

@@ -45,6 +45,11 @@ def _edges(c):
     return np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]])
 
 
+def _land_cmap():
+    from matplotlib.colors import ListedColormap
+    return ListedColormap([_LAND])
+
+
 def _levels(lo, hi, n):
     """About ``n`` contour levels at round values covering ``[lo, hi]``."""
     from matplotlib.ticker import MaxNLocator
@@ -87,9 +92,13 @@ def plot_streamfunction(ds, path, overwrite=False):
     norm = colors.TwoSlopeNorm(vcenter=0.0, vmin=lo, vmax=hi) if lo < 0 < hi else None
     fig, ax = plt.subplots(figsize=(6.2, 7.2))
     cf = ax.contourf(xu, yu, psi, levels=levels, cmap="RdBu_r" if norm else "viridis", norm=norm, extend="neither")
-    ax.contour(xu, yu, psi, levels=levels[::2], colors="k", linewidths=0.4)
+    # labelled lines every other level (dashed where negative), as oceanographers read psi maps
+    cs = ax.contour(xu, yu, psi, levels=levels[::2], colors="k", linewidths=0.5)
+    ax.clabel(cs, levels=cs.levels[::2], fmt="%.0f", fontsize=7)
     ax.pcolormesh(_edges(ds["xt"].values), _edges(ds["yt"].values), np.where(land, 1.0, np.nan),
-                  cmap=colors.ListedColormap([_LAND]), shading="flat")
+                  cmap=_land_cmap(), shading="flat")
+    ax.set_xlim(xu[0], xu[-1])
+    ax.set_ylim(yu[0], yu[-1])
     cb = fig.colorbar(cf, ax=ax, shrink=0.85)
     cb.set_label("barotropic streamfunction (Sv)")
     ax.set_xlabel("longitude (°E)")
@@ -128,8 +137,8 @@ def plot_transport(series, path, overwrite=False):
     return _save(fig, path, overwrite)
 
 
-def plot_temperature(ds, path, overwrite=False, section_x=None):
-    """Zonal-mean temperature (left) and a meridional section (right) against depth.
+def plot_temperature(ds, path, overwrite=False):
+    """Zonal-mean temperature section (latitude-depth, left) and surface temperature map (right).
 
     Parameters
     ----------
@@ -137,8 +146,6 @@ def plot_temperature(ds, path, overwrite=False, section_x=None):
         With ``temp`` (zt, yt, xt) and ``maskT``.
     path : str or Path
     overwrite : bool
-    section_x : float, optional
-        Longitude of the section (default: the middle of the domain).
     """
     plt = _plt()
     temp = ds["temp"].values
@@ -148,25 +155,30 @@ def plot_temperature(ds, path, overwrite=False, section_x=None):
     # zonal mean over wet cells only; all-land rows stay blank
     cnt = mask.sum(axis=2)
     zm = np.where(cnt > 0, (temp * mask).sum(axis=2) / np.maximum(cnt, 1), np.nan)
-    if section_x is None:
-        section_x = 0.5 * (xt[0] + xt[-1])
-    i = int(np.argmin(np.abs(xt - section_x)))
-    sec = np.where(mask[:, :, i], temp[:, :, i], np.nan)
-    lo = np.nanmin([np.nanmin(zm), np.nanmin(sec)])
-    hi = np.nanmax([np.nanmax(zm), np.nanmax(sec)])
-    levels = _levels(lo, hi, 20)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, constrained_layout=True)
-    for ax, field, title in ((axes[0], zm, "zonal mean"), (axes[1], sec, f"section at {xt[i]:.1f}°E")):
-        ax.set_facecolor(_LAND)
-        cf = ax.contourf(yt, depth, field, levels=levels, cmap="RdYlBu_r")
-        cs = ax.contour(yt, depth, field, levels=levels[::4], colors="k", linewidths=0.5)
-        ax.clabel(cs, fmt="%.0f", fontsize=7)
-        ax.set_xlabel("latitude (°N)")
-        ax.set_title(f"Temperature, {title}", fontsize=10)
-    axes[0].set_ylabel("depth (m)")
-    axes[0].invert_yaxis()
-    cb = fig.colorbar(cf, ax=axes, shrink=0.9)
-    cb.set_label("potential temperature (°C)")
+    sst = np.where(mask[-1], temp[-1], np.nan)
+    levels = _levels(np.nanmin(zm), np.nanmax(zm), 20)
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(11.5, 4.8), constrained_layout=True,
+                                 gridspec_kw={"width_ratios": [1.6, 1.0]})
+    # left: latitude-depth section of the zonal mean
+    a0.set_facecolor(_LAND)
+    cf = a0.contourf(yt, depth, zm, levels=levels, cmap="RdYlBu_r", extend="both")
+    cs = a0.contour(yt, depth, zm, levels=levels[::2], colors="k", linewidths=0.5)
+    a0.clabel(cs, fmt="%.0f", fontsize=7)
+    a0.invert_yaxis()
+    a0.set_xlabel("latitude (°N)")
+    a0.set_ylabel("depth (m)")
+    a0.set_title("Zonal-mean temperature", fontsize=10)
+    fig.colorbar(cf, ax=a0, shrink=0.9).set_label("potential temperature (°C)")
+    # right: temperature of the top level
+    lv = _levels(np.nanmin(sst), np.nanmax(sst), 16)
+    cf2 = a1.contourf(xt, yt, sst, levels=lv, cmap="RdYlBu_r", extend="both")
+    a1.pcolormesh(_edges(xt), _edges(yt), np.where(mask[-1], np.nan, 1.0),
+                  cmap=_land_cmap(), shading="flat")
+    a1.set_xlabel("longitude (°E)")
+    a1.set_ylabel("latitude (°N)")
+    a1.set_aspect(1.0 / np.cos(np.deg2rad(0.5 * (yt[0] + yt[-1]))))
+    a1.set_title(f"Temperature at {depth[-1]:.0f} m depth", fontsize=10)
+    fig.colorbar(cf2, ax=a1, shrink=0.9).set_label("°C")
     fig.suptitle(_describe(ds), fontsize=10)
     return _save(fig, path, overwrite)
 

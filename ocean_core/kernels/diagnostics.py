@@ -13,7 +13,7 @@ def _ref_column_cfl(u, v, w, temp, salt, eke, cost, dxt, dyt, dzt, dt):
     return (c.max(axis=0) + bad.sum(axis=0),)
 
 
-@kernel("column", outputs=("cfl_col",), reference=_ref_column_cfl)
+@kernel("column", outputs=("cfl_col",), reference=_ref_column_cfl, kind="diagnostic")
 def column_cfl(i, j, cfl_col, u, v, w, temp, salt, eke, cost, dxt, dyt, dzt, dt):
     """``max_k max(|u| dt/(cost dxt), |v| dt/dyt, |w| dt/dzt)`` per column (T2); NaN or Inf in
     any of u, v, w, temp, salt, eke makes the result NaN."""

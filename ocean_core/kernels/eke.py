@@ -331,9 +331,8 @@ def _ref_superbee_flux(vel, velc, qm1, q0, qp1, qp2, mm1, m0, mp1, dx, dt):
     return velc * (qp1 + q0) * 0.5 - np.abs(velc) * ((1.0 - cr) + np.abs(velc * dt / dx) * cr) * rj * 0.5
 
 
-def _ref_eke_advection(eke, u_wgrid, v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw, dt_tracer):
+def _ref_eke_fluxes(eke, u_wgrid, v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw, dt_tracer):
     q = eke
-    nz = q.shape[0]
     mx = np.zeros_like(q)
     mx[:, :, :-1] = maskW[:, :, 1:] * maskW[:, :, :-1]
     my = np.zeros_like(q)
@@ -356,7 +355,36 @@ def _ref_eke_advection(eke, u_wgrid, v_wgrid, w_wgrid, maskW, cost, cosu, dxt, d
     ft[:-1, sj, sj] = _ref_superbee_flux(w_wgrid[:-1, sj, sj], w_wgrid[:-1, sj, sj], qp[:-3, sj, sj], qp[1:-2, sj, sj],
                                          qp[2:-1, sj, sj], qp[3:, sj, sj], mp[:-3, sj, sj], mp[1:-2, sj, sj],
                                          mp[2:-1, sj, sj], dzw[:-1, None, None], dt_tracer)
-    d = np.zeros_like(q)
+    return fe, fn, ft
+
+
+@kernel("3d", outputs=("eke_fe", "eke_fn", "eke_ft"), reference=_ref_eke_fluxes,
+        active=("eke", "u_wgrid", "v_wgrid", "w_wgrid"))
+def eke_fluxes(i, j, k, eke_fe, eke_fn, eke_ft, eke, u_wgrid, v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw,
+               dt_tracer):
+    """Superbee-limited advective fluxes of EKE on the W grid (Veros ``adv_flux_superbee_wgrid``):
+    east faces (``1 <= i < NX-2``, interior j), north faces (interior i, ``1 <= j < NY-2``) and top faces
+    (interior, ``k < nz-1``, edge-padded stencil in z); zero elsewhere.  Face arrays share the W-cell index."""
+    NY = eke.shape[1]
+    NX = eke.shape[2]
+    nz = eke.shape[0]
+    if i >= 1 and i < NX - 2 and j >= 2 and j < NY - 2:
+        eke_fe[k, j, i] = sb_fe(k, j, i, eke, u_wgrid, maskW, cost, dxt, dt_tracer)
+    else:
+        eke_fe[k, j, i] = 0.0
+    if i >= 2 and i < NX - 2 and j >= 1 and j < NY - 2:
+        eke_fn[k, j, i] = sb_fn(k, j, i, eke, v_wgrid, maskW, cost, cosu, dyt, dt_tracer)
+    else:
+        eke_fn[k, j, i] = 0.0
+    if in_interior(i, j, NX, NY) and k < nz - 1:
+        eke_ft[k, j, i] = sb_ft(k, j, i, eke, w_wgrid, maskW, dzw, dt_tracer)
+    else:
+        eke_ft[k, j, i] = 0.0
+
+
+def _ref_eke_advection(eke_fe, eke_fn, eke_ft, maskW, cost, dxt, dyt, dzw):
+    fe, fn, ft = eke_fe, eke_fn, eke_ft
+    d = np.zeros_like(fe)
     d[:, 2:-2, 2:-2] = maskW[:, 2:-2, 2:-2] * (
         -(fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) / (cost[None, 2:-2, None] * dxt[None, None, 2:-2])
         - (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (cost[None, 2:-2, None] * dyt[None, 2:-2, None]))
@@ -366,26 +394,22 @@ def _ref_eke_advection(eke, u_wgrid, v_wgrid, w_wgrid, maskW, cost, cosu, dxt, d
     return (d,)
 
 
-@kernel("3d", outputs=("deke",), reference=_ref_eke_advection, active=("eke", "u_wgrid", "v_wgrid", "w_wgrid"))
-def eke_advection(i, j, k, deke, eke, u_wgrid, v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw, dt_tracer):
-    """Superbee advection tendency of EKE on the W grid (Veros ``adv_flux_superbee_wgrid``), interior:
-    ``deke = -maskW [d_x fe / (cost dxt) + d_y fn / (cost dyt)] - d_z ft / dzw`` (half cell at the top)."""
-    nz = eke.shape[0]
-    if not in_interior(i, j, eke.shape[2], eke.shape[1]):
+@kernel("3d", outputs=("deke",), reference=_ref_eke_advection, active=("eke_fe", "eke_fn", "eke_ft"))
+def eke_advection(i, j, k, deke, eke_fe, eke_fn, eke_ft, maskW, cost, dxt, dyt, dzw):
+    """Advection tendency of EKE from the face fluxes (interior; half cell at the top):
+    ``deke = -maskW [d_x fe / (cost dxt) + d_y fn / (cost dyt)] - d_z ft / dzw``."""
+    nz = eke_fe.shape[0]
+    if not in_interior(i, j, eke_fe.shape[2], eke_fe.shape[1]):
         deke[k, j, i] = 0.0
         return
-    r = maskW[k, j, i] * (
-        -(sb_fe(k, j, i, eke, u_wgrid, maskW, cost, dxt, dt_tracer)
-          - sb_fe(k, j, i - 1, eke, u_wgrid, maskW, cost, dxt, dt_tracer)) / (cost[j] * dxt[i])
-        - (sb_fn(k, j, i, eke, v_wgrid, maskW, cost, cosu, dyt, dt_tracer)
-           - sb_fn(k, j - 1, i, eke, v_wgrid, maskW, cost, cosu, dyt, dt_tracer)) / (cost[j] * dyt[j]))
-    ft1 = sb_ft(k, j, i, eke, w_wgrid, maskW, dzw, dt_tracer) if k < nz - 1 else 0.0
+    r = maskW[k, j, i] * (-(eke_fe[k, j, i] - eke_fe[k, j, i - 1]) / (cost[j] * dxt[i])
+                          - (eke_fn[k, j, i] - eke_fn[k, j - 1, i]) / (cost[j] * dyt[j]))
     if k == 0:
-        r = r + (-ft1 / dzw[0])
+        r = r + (-eke_ft[k, j, i] / dzw[0])
     elif k < nz - 1:
-        r = r + (-(ft1 - sb_ft(k - 1, j, i, eke, w_wgrid, maskW, dzw, dt_tracer)) / dzw[k])
+        r = r + (-(eke_ft[k, j, i] - eke_ft[k - 1, j, i]) / dzw[k])
     else:
-        r = r + (-(ft1 - sb_ft(k - 1, j, i, eke, w_wgrid, maskW, dzw, dt_tracer)) / (0.5 * dzw[k]))
+        r = r + (-(eke_ft[k, j, i] - eke_ft[k - 1, j, i]) / (0.5 * dzw[k]))
     deke[k, j, i] = r
 
 

@@ -43,10 +43,18 @@ from pathlib import Path
 
 import numba
 
-__all__ = ["device", "kernel", "Kernel", "REGISTRY", "launcher_module", "kernel_dir"]
+__all__ = ["device", "helper", "kernel", "Kernel", "REGISTRY", "launcher_module", "kernel_dir"]
 
-#: decorator for pointwise bodies and helpers (always inlined into the launchers)
+#: decorator for pointwise bodies and for large helpers with few call sites: inlined
+#: into the caller at the Numba IR level (needed so that array arguments carry no
+#: reference counting through the ``prange`` body; see the kernels notes).  Numba's IR
+#: inliner re-types the caller at every inlined call, so compile time grows quickly
+#: with the number of inlined call sites: keep them to a few dozen per kernel.
 device = numba.njit(inline="always", error_model="numpy")
+
+#: decorator for small helpers called many times (flux partial derivatives, guards):
+#: compiled as ordinary functions that LLVM inlines; cheap to compile.
+helper = numba.njit(error_model="numpy")
 
 #: every kernel, forward, tangent and adjoint, by name
 REGISTRY: dict[str, "Kernel"] = {}
@@ -70,7 +78,8 @@ class Kernel:
     reference : callable, optional
         Plain NumPy implementation ``reference(*inputs) -> tuple(outputs)`` used by
         the tests; it must not be the generated code.
-    kind : {"forward", "tangent", "adjoint"}
+    kind : {"forward", "tangent", "adjoint", "diagnostic"}
+        Diagnostic kernels are not part of the differentiated step and need no pair.
     active : tuple of str
         For forward kernels: the inputs the outputs depend on differentiably.
     accumulate : bool
