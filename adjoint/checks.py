@@ -150,3 +150,40 @@ def taylor_slopes(J, J0, dJd, hs):
     s0 = np.log(np.asarray(r0[:-1]) / np.asarray(r0[1:])) / lr
     s1 = np.log(np.asarray(r1[:-1]) / np.asarray(r1[1:])) / lr
     return np.asarray(r0), np.asarray(r1), s0, s1
+
+
+def main(argv=None):
+    """``python -m adjoint.checks [KERNEL ...]``: dot-product and tangent-FD check of kernel pairs
+    on a tiny random grid (all registered pairs when no name is given)."""
+    import argparse
+    import time
+
+    import adjoint.kernels  # noqa: F401  (registers the pairs)
+    from ocean_core.kernels.framework import REGISTRY
+    from ocean_core.testing import kernel_args, tiny_grid
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("kernels", nargs="*", help="forward kernel names")
+    p.add_argument("--seed", type=int, default=3)
+    a = p.parse_args(argv)
+    names = a.kernels or [k.name for k in REGISTRY.values() if k.kind == "forward"]
+    g = tiny_grid()
+    worst = 0.0
+    for n in names:
+        if n not in REGISTRY:
+            raise SystemExit(f"unknown kernel {n!r}")
+        k = REGISTRY[n]
+        if k.tangent is None or k.adjoint is None:
+            print(f"{n:28s} MISSING tangent/adjoint pair")
+            worst = max(worst, 1.0)
+            continue
+        t = time.time()
+        lhs, rhs, rel = kernel_dot_product(k, kernel_args(k, g, seed=a.seed), np.random.default_rng(a.seed + 1))
+        best, _ = kernel_tangent_fd(k, kernel_args(k, g, seed=a.seed), np.random.default_rng(a.seed + 2))
+        worst = max(worst, rel)
+        print(f"{n:28s} dot {rel:9.2e} (<TL dx,dy> = {lhs: .6e})  tangent vs FD {best:9.2e}  [{time.time() - t:.1f} s]")
+    return 0 if worst <= 1e-13 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
