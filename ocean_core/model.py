@@ -41,7 +41,7 @@ from .kernels import friction as kfric
 from .kernels import momentum as kmom
 from .kernels import params as kpar
 from .kernels import tracers as ktr
-from .ops import ExchangeOp, Fields, IslandOp, KernelOp, Op, SolveOp
+from .ops import ExchangeOp, Fields, IslandOp, IslandPsiOp, KernelOp, Op, SolveOp
 from .settings import Settings
 from .streamfunction import Streamfunction
 from .variables import PROGNOSTIC, VARIABLES
@@ -190,8 +190,8 @@ class Model:
             K(kext.streamfunction_rhs),
             SolveOp(self.solver, cyclic=cyc),
             IslandOp(self.solver),
-            K(kext.psi_update, psi_new="psi@taup1", dpsi_new="dpsi@taup1", psi_old="psi@tau", dpsi_old="dpsi@tau",
-              dpsin_now="dpsin@tau", dpsin_old="dpsin@taum1"),
+            K(kext.psi_update, psi_new="psi@taup1", dpsi_new="dpsi@taup1", psi_old="psi@tau", dpsi_old="dpsi@tau"),
+            IslandPsiOp(),
             K(kext.velocity_update, u_new="u@taup1", v_new="v@taup1", u_old="u@tau", v_old="v@tau",
               du_now="du@tau", dv_now="dv@tau", du_old="du@taum1", dv_old="dv@taum1", psi="psi@taup1"),
             # tracers

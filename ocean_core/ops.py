@@ -317,3 +317,42 @@ class IslandOp(Op):
         A[self.vloc] += xp.einsum("n,nji->ji", g, Wv)
         A[self.dpsi] -= xp.einsum("n,nji->ji", g, Wd)
         A[self.out][...] = 0.0
+
+
+class IslandPsiOp(Op):
+    """Island part of the streamfunction step (island 0 held fixed):
+    ``psi[taup1] += dt sum_{n>=1} (1.6 dpsin[n, tau] - 0.6 dpsin[n, taum1]) psin[n]``."""
+
+    name = "island_psi"
+
+    def __init__(self, psi="psi@taup1", now="dpsin@tau", old="dpsin@taum1", dt="dt_mom"):
+        self.psi, self.now, self.old, self.dt = psi, now, old, dt
+        self.reads = (psi, now, old)
+        self.writes = (psi,)
+        self.active = (psi, now, old)
+
+    @staticmethod
+    def _coef(F, D, now, old):
+        from .constants import AB_EPS
+        c = (1.5 + AB_EPS) * D[now] - (0.5 + AB_EPS) * D[old]
+        c[0] = 0.0
+        return c
+
+    def forward(self, F):
+        c = self._coef(F, F, self.now, self.old)
+        xp = F.backend.xp
+        F[self.psi][...] = F[self.psi] + F.scalars[self.dt] * xp.einsum("n,nji->ji", c, F["psin"])
+
+    def tangent(self, F, T):
+        c = self._coef(F, T, self.now, self.old)
+        xp = F.backend.xp
+        T[self.psi][...] = T[self.psi] + F.scalars[self.dt] * xp.einsum("n,nji->ji", c, F["psin"])
+
+    def adjoint(self, F, A):
+        from .constants import AB_EPS
+        xp = F.backend.xp
+        g = F.scalars[self.dt] * xp.einsum("nji,ji->n", F["psin"], A[self.psi])
+        g[0] = 0.0
+        A[self.now] += (1.5 + AB_EPS) * g
+        A[self.old] -= (0.5 + AB_EPS) * g
+        # psi is updated in place: its adjoint passes through unchanged

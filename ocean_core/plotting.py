@@ -170,8 +170,11 @@ def plot_temperature(ds, path, overwrite=False):
     a0.set_title("Zonal-mean temperature", fontsize=10)
     fig.colorbar(cf, ax=a0, shrink=0.9).set_label("potential temperature (°C)")
     # right: temperature of the top level
+    from matplotlib.colors import BoundaryNorm
     lv = _levels(np.nanmin(sst), np.nanmax(sst), 16)
-    cf2 = a1.contourf(xt, yt, sst, levels=lv, cmap="RdYlBu_r", extend="both")
+    cmap = plt.get_cmap("RdYlBu_r")
+    # cells drawn as they are (no interpolation), land in grey
+    cf2 = a1.pcolormesh(_edges(xt), _edges(yt), sst, cmap=cmap, norm=BoundaryNorm(lv, cmap.N), shading="flat")
     a1.pcolormesh(_edges(xt), _edges(yt), np.where(mask[-1], np.nan, 1.0),
                   cmap=_land_cmap(), shading="flat")
     a1.set_xlabel("longitude (°E)")
