@@ -61,9 +61,10 @@ _SEASONAL_BASE = {"surface_taux": "surface_taux_base", "surface_tauy": "surface_
 
 class Gradient(dict):
     """Gradient by control name (NumPy arrays without halos, floats for scalar controls);
-    ``.value`` holds the loss."""
+    ``.value`` holds the loss, ``.info`` timings (s) and the trajectory size (bytes)."""
 
     value: float = math.nan
+    info: dict = {}
 
 
 # ---------------------------------------------------------------------------
@@ -357,6 +358,8 @@ def gradient(model, loss, controls, steps, sqrt_eps=0.0, trajectory=None):
     levels0 = dict(F.levels)
     start = capture(model)
     J = 0.0
+    import time as _t
+    t0 = _t.perf_counter()
     try:
         # ---- forward sweep: store the inputs of every step ----
         for n in range(1, int(steps) + 1):
@@ -366,6 +369,8 @@ def gradient(model, loss, controls, steps, sqrt_eps=0.0, trajectory=None):
             model.finish_step()
             if n in esteps:
                 J += loss.value(_loss_fields(model, loss, F), n)
+        be.synchronize()
+        t1 = _t.perf_counter()
         # ---- reverse sweep ----
         F.scalars["opt_sqrt_eps"] = float(sqrt_eps)
         A = _new_store(model)
@@ -385,6 +390,8 @@ def gradient(model, loss, controls, steps, sqrt_eps=0.0, trajectory=None):
                 op.forward(F)
             for op in reversed(model.ops):
                 op.adjoint(F, A)
+        be.synchronize()
+        t2 = _t.perf_counter()
         # levels now "before step 1" = initial layout; F holds the initial state
         if "temp" in names or "salt" in names:
             _eos_state_adjoint(model, A)
@@ -402,6 +409,8 @@ def gradient(model, loss, controls, steps, sqrt_eps=0.0, trajectory=None):
             else:
                 out[c] = float(A.scalars.get(target, 0.0))
         out.value = J
+        out.info = {"forward_sweep_s": t1 - t0, "reverse_sweep_s": t2 - t1, "steps": int(steps),
+                    "trajectory_bytes": traj.nbytes()}
         return out
     finally:
         F.levels.update(levels0)
