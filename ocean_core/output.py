@@ -72,6 +72,7 @@ def check_output_dir(path, overwrite=False):
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise FileExistsError(f"output directory {str(p)!r} exists and is a file; choose another --out")
+    # an empty directory (e.g. made by the user for the run) is fine
     if p.is_dir() and any(p.iterdir()) and not overwrite:
         raise FileExistsError(f"output directory {str(p)!r} is not empty; refusing to write into it "
                               f"(choose another --out, or pass --overwrite to replace files of the same names)")
@@ -156,6 +157,7 @@ class OutputWriter:
         self._t_time: list[float] = []
         self._t_vals: list[float] = []
         self._csv = None
+        # the CSV is appended during the run, so a crash still leaves the series so far
         if self.transport_every:
             self._csv_path = self._claim(self.out / "transport.csv")
             self._csv = open(self._csv_path, "w", encoding="utf-8")
@@ -217,9 +219,11 @@ class OutputWriter:
             return None
         m = self.model
         be = m.backend
+        # a snapshot supplies coordinates and attributes; its values are replaced by the means
         ds = oio.snapshot(m, self.variables)
         for name in self.variables:
             ds[name].values[...] = oio._strip(be.to_numpy(self._sums[name]) / n, VARIABLES[name].dims)
+        # transport of the mean streamfunction (psi is linear, so also the mean transport)
         psi = be.to_numpy(self._sums["psi"]) / n
         t0, t1 = self._t_window, m.time
         ds = ds.assign_coords(time=xr.DataArray(0.5 * (t0 + t1), attrs=ds["time"].attrs))
@@ -244,6 +248,7 @@ class OutputWriter:
         """Copy buffered transport values to the host and append them to ``transport.csv``."""
         if self._tn == 0:
             return
+        # one device-to-host copy per block, not per step
         vals = self.model.backend.to_numpy(self._tbuf[: self._tn]) / 1e6
         start = len(self._t_vals)
         self._t_vals.extend(float(v) for v in vals)
@@ -251,6 +256,7 @@ class OutputWriter:
             lines = []
             for k in range(start, len(self._t_vals)):
                 t = self._t_time[k]
+                # repr() keeps every digit, so the CSV round-trips exactly
                 lines.append(f"{self._t_itt[k]},{t!r},{t / 86400.0!r},{self._t_vals[k]!r}\n")
             self._csv.write("".join(lines))
             self._csv.flush()
@@ -282,6 +288,7 @@ class OutputWriter:
         self.closed = True
         res = {"restart": None, "transport": None}
         try:
+            # a window cut short by the end of the run is still written (flagged partial)
             if self.average_every and self._nsum:
                 self.write_average()
             if self.transport_every:
