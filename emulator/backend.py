@@ -103,6 +103,24 @@ class Backend:
 
     def __init__(self, xp=np):
         self.xp = xp
+        self._ws = {}
+
+    def workspace(self, shape, dtype, slot=0):
+        """A scratch array of ``shape`` reused across calls (contents undefined).
+
+        One flat buffer per (dtype, slot) grows to the largest size requested
+        and is handed out as a view, so the large im2col / Winograd matrices of
+        successive convolutions do not each allocate (and page-fault) fresh
+        memory.  The view is valid until the next request of the same slot;
+        callers must not keep it.
+        """
+        key = (np.dtype(dtype), slot)
+        n = int(np.prod(shape))
+        buf = self._ws.get(key)
+        if buf is None or buf.size < n:
+            buf = self.xp.empty(max(n, 1), dtype=key[0])
+            self._ws[key] = buf
+        return buf[:n].reshape(shape)
 
     # ------------------------------------------------------------------ #
     # transfers
@@ -262,6 +280,59 @@ class Backend:
         return dx, sum_g, sum_gx
 
 
+    # ------------------------------------------------------------------ #
+    # fused normalisation + capped GELU (generic composition)
+    # ------------------------------------------------------------------ #
+    def norm_gelu(self, x2, rows_per_ch, gamma, beta, cap, eps, stats=None):
+        """``y = min(GELU(gamma_c (x - mean) rstd + beta_c), cap)`` for each row.
+
+        Parameters
+        ----------
+        x2 : array (R, N)
+            Row ``r`` belongs to channel ``c = r // rows_per_ch``.
+        gamma, beta : arrays (C,)
+        stats : (mean, rstd) float64 arrays (R,), optional
+            Given statistics (BatchNorm evaluation); computed when None.
+
+        Returns
+        -------
+        y : array (R, N)
+        mean, rstd : float64 arrays (R,)
+        """
+        xp = self.xp
+        if stats is None:
+            mean, _, rstd = self.row_stats(x2, eps)
+        else:
+            mean, rstd = stats
+        xhat = self.row_normalize(x2, mean, rstd)
+        g = xp.repeat(gamma, rows_per_ch)[:, None].astype(x2.dtype)
+        b = xp.repeat(beta, rows_per_ch)[:, None].astype(x2.dtype)
+        return self.gelu(xhat * g + b, cap), mean, rstd
+
+    def norm_gelu_backward(self, dy2, x2, rows_per_ch, gamma, beta, cap, mean, rstd, frozen):
+        """Backward of :meth:`norm_gelu`.
+
+        Returns
+        -------
+        dx : array (R, N)
+        dgamma_rows, dbeta_rows : float64 arrays (R,)
+            Per-row sums ``sum gz xhat`` and ``sum gz`` with ``gz = dL/dz``.
+        """
+        xp = self.xp
+        xhat = self.row_normalize(x2, mean, rstd)
+        g = xp.repeat(gamma, rows_per_ch)[:, None].astype(x2.dtype)
+        b = xp.repeat(beta, rows_per_ch)[:, None].astype(x2.dtype)
+        gz = self.gelu_backward(xhat * g + b, dy2, cap)
+        dbeta = gz.astype(np.float64).sum(axis=1)
+        dgamma = (gz.astype(np.float64) * xhat).sum(axis=1)
+        gx = gz * g
+        if frozen:
+            dx = gx * rstd[:, None].astype(x2.dtype)
+        else:
+            dx, _, _ = self.row_normalize_backward(gx, xhat, rstd)
+        return dx, dgamma, dbeta
+
+
 class _NumbaBackend(Backend):
     """NumPy arrays with the stencils and element-wise work in Numba."""
 
@@ -318,6 +389,33 @@ class _NumbaBackend(Backend):
                                       rstd.astype(g2.dtype), dx, sum_g, sum_gx)
         return dx, sum_g, sum_gx
 
+
+    def norm_gelu(self, x2, rows_per_ch, gamma, beta, cap, eps, stats=None):
+        R = x2.shape[0]
+        dt = x2.dtype
+        y = np.empty_like(x2)
+        if stats is None:
+            mean, rstd = np.empty(R), np.empty(R)
+        else:
+            mean, rstd = (np.ascontiguousarray(a, dtype=np.float64) for a in stats)
+        kernels_cpu.norm_gelu_fwd(np.ascontiguousarray(x2), int(rows_per_ch),
+                                  np.ascontiguousarray(gamma, dtype=dt),
+                                  np.ascontiguousarray(beta, dtype=dt), float(cap), float(eps),
+                                  stats is not None, mean, rstd, y, dt == np.float32)
+        return y, mean, rstd
+
+    def norm_gelu_backward(self, dy2, x2, rows_per_ch, gamma, beta, cap, mean, rstd, frozen):
+        R = x2.shape[0]
+        dt = x2.dtype
+        dx = np.empty_like(x2)
+        dgamma, dbeta = np.empty(R), np.empty(R)
+        kernels_cpu.norm_gelu_bwd(np.ascontiguousarray(dy2, dtype=dt), np.ascontiguousarray(x2),
+                                  int(rows_per_ch), np.ascontiguousarray(gamma, dtype=dt),
+                                  np.ascontiguousarray(beta, dtype=dt), float(cap),
+                                  np.ascontiguousarray(mean, dtype=np.float64),
+                                  np.ascontiguousarray(rstd, dtype=np.float64), bool(frozen),
+                                  dx, dgamma, dbeta, dt == np.float32)
+        return dx, dgamma, dbeta
 
 def _check_dil(dil, W):
     if dil < 1:

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .layers import AvgPool2, CappedGELU, Conv1x1, Conv3x3, Module, Norm, PeriodicUpsample2
+from .layers import AvgPool2, Conv1x1, Conv3x3, Module, NormGELU, PeriodicUpsample2
 
 STORE_MODES = ("all", "inputs", "none")
 
@@ -142,22 +142,18 @@ class Block(Module):
         inner = expansion * cin
         kw = dict(backend=backend, dtype=dtype)
         self.conv1 = self.add_child("conv1", Conv3x3(cin, inner, dilation, rng=rng, **kw))
-        self.norm1 = self.add_child("norm1", Norm(norm, inner, **kw))
-        self.act1 = CappedGELU(cap, **kw)
+        self.norm1 = self.add_child("norm1", NormGELU(norm, inner, cap, **kw))
         self.conv2 = self.add_child("conv2", Conv3x3(inner, inner, dilation, rng=rng, **kw))
-        self.norm2 = self.add_child("norm2", Norm(norm, inner, **kw))
-        self.act2 = CappedGELU(cap, **kw)
+        self.norm2 = self.add_child("norm2", NormGELU(norm, inner, cap, **kw))
         self.proj = self.add_child("proj", Conv1x1(inner, cout, rng=rng, **kw))
         self.skip = self.add_child("skip", Conv1x1(cin, cout, rng=rng, **kw)) if cin != cout else None
 
     def forward(self, x, train=True, update_stats=True):
         """x (C_in, B, H, W) -> y (C_out, B, H, W); cache = per-layer caches."""
         h, c1 = self.conv1.forward(x)
-        h, n1 = self.norm1.forward(h, train, update_stats)
-        h, a1 = self.act1.forward(h)
+        h, n1 = self.norm1.forward(h, train, update_stats)  # norm and capped GELU, fused
         h, c2 = self.conv2.forward(h)
         h, n2 = self.norm2.forward(h, train, update_stats)
-        h, a2 = self.act2.forward(h)
         y, p = self.proj.forward(h)
         if self.skip is None:
             y += x
@@ -165,15 +161,13 @@ class Block(Module):
         else:
             ys, s = self.skip.forward(x)
             y += ys
-        return y, (c1, n1, a1, c2, n2, a2, p, s)
+        return y, (c1, n1, c2, n2, p, s)
 
     def backward(self, dy, cache):
-        c1, n1, a1, c2, n2, a2, p, s = cache
+        c1, n1, c2, n2, p, s = cache
         g = self.proj.backward(dy, p)
-        g = self.act2.backward(g, a2)
         g = self.norm2.backward(g, n2)
         g = self.conv2.backward(g, c2)
-        g = self.act1.backward(g, a1)
         g = self.norm1.backward(g, n1)
         dx = self.conv1.backward(g, c1)
         if self.skip is None:

@@ -7,7 +7,7 @@ import pytest
 from emulator_helpers import gradcheck, layer_runner
 
 from emulator.backend import get_backend
-from emulator.layers import AvgPool2, CappedGELU, Conv1x1, Conv3x3, Norm, PeriodicUpsample2
+from emulator.layers import AvgPool2, CappedGELU, Conv1x1, Conv3x3, Norm, NormGELU, PeriodicUpsample2
 
 TOL = 1e-6
 F64 = dict(dtype=np.float64)
@@ -37,14 +37,37 @@ def test_conv3x3_forward_matches_direct(backend, dil):
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("algo", ["im2col", "winograd"])
 @pytest.mark.parametrize("dil", [1, 2, 4])
-def test_conv3x3_backward_fd(dil):
+def test_conv3x3_backward_fd(dil, algo):
     rng = np.random.default_rng(2)
-    layer = Conv3x3(3, 5, dil, rng=rng, **F64)
+    layer = Conv3x3(3, 5, dil, rng=rng, algo=algo, **F64)
     x = rng.standard_normal((3, 2, 6, 8))
     r = rng.standard_normal((5, 2, 6, 8))
     worst, rep = gradcheck(layer_runner(layer, r), x, layer.params, rng)
     assert worst <= TOL, rep
+
+
+@pytest.mark.parametrize("H,W,dil", [(6, 8, 1), (7, 9, 1), (5, 8, 2), (9, 12, 3), (3, 10, 5)])
+def test_winograd_equals_im2col(H, W, dil):
+    """Winograd F(2x2,3x3) on the phase sub-grids (odd sizes, partial tiles) = im2col."""
+    rng = np.random.default_rng(12)
+    a = Conv3x3(3, 4, dil, rng=np.random.default_rng(1), algo="im2col", **F64)
+    b = Conv3x3(3, 4, dil, rng=np.random.default_rng(1), algo="winograd", **F64)
+    x = rng.standard_normal((3, 2, H, W))
+    dy = rng.standard_normal((4, 2, H, W))
+    ya, ca = a.forward(x)
+    yb, cb = b.forward(x)
+    np.testing.assert_allclose(yb, ya, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(b.backward(dy, cb), a.backward(dy, ca), rtol=1e-13, atol=1e-13)
+    for k in ("weight", "bias"):
+        np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-13, atol=1e-12)
+    # float32: same answer to single-precision round-off
+    c = Conv3x3(3, 4, dil, rng=np.random.default_rng(1), algo="winograd")
+    y32, _ = c.forward(x.astype(np.float32))
+    np.testing.assert_allclose(y32, ya, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="dilation 2 to divide the grid width W=7"):
+        Conv3x3(1, 1, 2, rng=rng, algo="winograd").forward(np.zeros((1, 1, 4, 7), np.float32))
 
 
 def test_conv3x3_periodic_in_x_zero_in_y():
@@ -88,6 +111,44 @@ def test_norm_backward_fd(kind, affine, train):
     worst, rep = gradcheck(layer_runner(layer, r, train=train, update_stats=False), x,
                            layer.params, rng)
     assert worst <= TOL, rep
+
+
+@pytest.mark.parametrize("kind,affine,train", [("instance", False, True), ("batch", True, True),
+                                               ("batch", True, False), ("instance", True, True)])
+def test_norm_gelu_fused_equals_composition_and_fd(kind, affine, train):
+    """The fused Norm + capped GELU equals Norm followed by CappedGELU, with exact gradients."""
+    rng = np.random.default_rng(13)
+    fused = NormGELU(kind, 3, cap=2.0, affine=affine, **F64)
+    norm = Norm(kind, 3, affine=affine, **F64)
+    act = CappedGELU(2.0, **F64)
+    if affine:
+        for m in (fused, norm):
+            m.params["weight"][...] = [0.7, 1.3, 1.1]
+            m.params["bias"][...] = [0.2, -0.4, 1.5]
+    if kind == "batch":
+        for m in (fused, norm):
+            m.buffers["running_mean"][...] = [0.1, -0.2, 0.3]
+            m.buffers["running_var"][...] = [1.5, 0.7, 2.0]
+    x = rng.standard_normal((3, 2, 4, 5)) * 2 + 0.5  # a low cap (2) so that some values are capped
+    r = rng.standard_normal(x.shape)
+    y, cache = fused.forward(x, train=train)
+    h, nc = norm.forward(x, train=train)
+    z, ac = act.forward(h)
+    np.testing.assert_allclose(y, z, rtol=1e-13, atol=1e-14)
+    assert (z == 2.0).any()
+    dx = fused.backward(r, cache)
+    dref = norm.backward(act.backward(r, ac), nc)
+    np.testing.assert_allclose(dx, dref, rtol=1e-11, atol=1e-13)
+    if kind == "batch" and train:  # same running statistics
+        np.testing.assert_allclose(fused.buffers["running_var"], norm.buffers["running_var"], rtol=1e-12)
+    worst, rep = gradcheck(layer_runner(fused, r, train=train, update_stats=False), x, fused.params, rng)
+    assert worst <= TOL, rep
+    # float32 fast path (vectorised erf and Gaussian): close to float64
+    f32 = NormGELU(kind, 3, cap=2.0, affine=affine)
+    f32.load_state_dict(fused.state_dict())
+    y32, c32 = f32.forward(x.astype(np.float32), train=train, update_stats=False)
+    np.testing.assert_allclose(y32, y, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(f32.backward(r.astype(np.float32), c32), dx, rtol=1e-4, atol=1e-4)
 
 
 def test_norm_statistics():
@@ -202,7 +263,11 @@ def test_numba_kernels_match_reference(dtype):
 def test_bad_dilation_and_backend_errors():
     rng = np.random.default_rng(11)
     with pytest.raises(ValueError, match="dilation=0"):
-        Conv3x3(1, 1, 0, rng=rng, **F64).forward(np.zeros((1, 1, 4, 8)))
+        Conv3x3(1, 1, 0, rng=rng, **F64)
+    with pytest.raises(ValueError, match="dilation=0"):
+        get_backend("cpu").im2col(np.zeros((1, 1, 4, 8)), 0)
+    with pytest.raises(ValueError, match="algo='fft'"):
+        Conv3x3(1, 1, 1, rng=rng, algo="fft")
     with pytest.raises(ValueError, match="backend='tpu'"):
         get_backend("tpu")
     with pytest.raises(ValueError, match="norm='group'"):
