@@ -80,6 +80,8 @@ def _add_make_data(sub):
     q.add_argument("--val-years", type=float, default=2.0)
     q.add_argument("--test-years", type=float, default=8.0)
     q.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    q.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out from its restart file")
     q.set_defaults(func=cmd_make_data)
 
 
@@ -165,7 +167,7 @@ def cmd_make_data(args):
 
     meta = generate(args.out, resolution=args.resolution, years=args.years,
                     spinup_years=args.spinup_years, average_days=args.average_days,
-                    backend=args.model_backend, overwrite=args.overwrite,
+                    backend=args.model_backend, overwrite=args.overwrite, resume=args.resume,
                     split=(args.train_years, args.val_years, args.test_years))
     print(json.dumps(meta, indent=1))
     return 0

@@ -136,9 +136,8 @@ class DataSpec:
 def open_dataset(path):
     """Open a data set written by ``make-data``: one NetCDF file or a directory of them.
 
-    A directory's ``*.nc`` files (except ``grid.nc``) are concatenated along
-    ``time`` in name order; ``grid.nc``, if present, supplies the masks and
-    coordinates.
+    A directory's ``means_*.nc`` files are concatenated along ``time`` in name
+    order; ``grid.nc``, if present, supplies the masks and coordinates.
 
     Raises
     ------
@@ -152,9 +151,9 @@ def open_dataset(path):
     if os.path.isfile(path):
         with xr.open_dataset(path) as ds:
             return ds.load()
-    files = sorted(f for f in os.listdir(path) if f.endswith(".nc") and f != "grid.nc")
+    files = sorted(f for f in os.listdir(path) if f.startswith("means_") and f.endswith(".nc"))
     if not files:
-        raise FileNotFoundError(f"no .nc files in data directory {path!r}")
+        raise FileNotFoundError(f"no means_*.nc files in data directory {path!r}")
     parts = []
     for f in files:
         with xr.open_dataset(os.path.join(path, f)) as d:

@@ -11,7 +11,8 @@ coordinates, layer thickness) and ``meta.json`` into the output directory::
     surface_taux, surface_tauy, t_star, forc_temp_surface   (time, y, x)
 
 Global attributes: ``average_days``, ``year_length_days``, ``resolution``,
-``seasonal``, ``spinup_years``, ``dt_tracer``.  The series is split into
+``seasonal``, ``spinup_years``, ``dt_tracer``.  ``restart.nc`` and
+``progress.json`` hold the resume point of an interrupted run (``--resume``).  The series is split into
 train/validation/test periods by time at training time
 (:func:`emulator.data.split_by_years`); ``meta.json`` records the suggested
 split given on the command line.
@@ -87,8 +88,39 @@ def prepare_output(out, overwrite):
     os.makedirs(out, exist_ok=True)
 
 
+def _run(model, steps):
+    """``model.run(steps)`` without the model's own progress bar when it has one."""
+    try:
+        model.run(steps=steps, progress=False)
+    except TypeError:
+        model.run(steps=steps)
+
+
+def _time_average(model, steps):
+    """Mean over ``steps`` steps of the saved variables (all variables if the model
+    does not take a variable list)."""
+    try:
+        return model.time_average(steps=steps, variables=SAVED_VARS)
+    except TypeError:
+        return model.time_average(steps=steps)
+
+
+def _save_restart(model, out, progress):
+    """Atomically write ``restart.nc`` and ``progress.json`` (the resume point)."""
+    if not hasattr(model, "save_restart"):
+        return
+    tmp = os.path.join(out, ".restart.part.nc")
+    if os.path.exists(tmp):
+        os.remove(tmp)
+    model.save_restart(tmp)
+    os.replace(tmp, os.path.join(out, "restart.nc"))
+    with open(os.path.join(out, ".progress.json.part"), "w") as f:
+        json.dump(progress, f)
+    os.replace(os.path.join(out, ".progress.json.part"), os.path.join(out, "progress.json"))
+
+
 def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5.0,
-             backend="cpu", overwrite=False, model_factory=None, split=(20, 0, 8),
+             backend="cpu", overwrite=False, resume=False, model_factory=None, split=(20, 0, 8),
              log=sys.stdout, config="paper"):
     """Run the ACC model and write N-day means (see the module docstring).
 
@@ -106,10 +138,17 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
         Averaging window N (days); must be a whole number of time steps.
     backend : str
         Ocean-model backend.
+    overwrite : bool
+        Replace a non-empty output directory.
+    resume : bool
+        Continue an interrupted run in ``out`` from its last restart file
+        (written after every tenth of a spin-up year and every year of means);
+        the arguments must match those of the interrupted run.
     model_factory : callable, optional
         ``factory(resolution, backend, seasonal=True, config=...)`` returning a
         model with ``settings.dt_tracer``, ``run(steps)``, ``time_average(steps)``
-        and ``snapshot()``; default :func:`default_model_factory`.
+        and ``snapshot()`` (and ``save_restart``/``load_restart`` for resuming);
+        default :func:`default_model_factory`.
     split : (train, val, test) years
         Recorded in ``meta.json`` as the suggested split.
 
@@ -125,10 +164,28 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
             raise ValueError(f"{name}={v} must be > 0")
     if spinup_years < 0:
         raise ValueError(f"spinup_years={spinup_years} must be >= 0")
-    prepare_output(out, overwrite)
+    args = {"resolution": float(resolution), "years": float(years),
+            "spinup_years": float(spinup_years), "average_days": float(average_days),
+            "config": config}
+    progress = {"args": args, "spinup_steps": 0, "years_written": 0, "salt_varies": None,
+                "salt_ref": None, "model_seconds": 0.0}
+    prog_path = os.path.join(out, "progress.json")
+    if resume and os.path.exists(prog_path):
+        with open(prog_path) as f:
+            progress = json.load(f)
+        if progress["args"] != args:
+            raise ValueError(f"cannot resume {out!r}: it was started with {progress['args']}, "
+                             f"this call asks for {args}")
+    else:
+        resume = False
+        prepare_output(out, overwrite)
     factory = model_factory or default_model_factory
     t0 = time.perf_counter()
     model = factory(resolution, backend, seasonal=True, config=config)
+    if resume:
+        model.load_restart(os.path.join(out, "restart.nc"))
+        _log(f"resuming from {out}/restart.nc: {progress['spinup_steps']} spin-up steps, "
+             f"{progress['years_written']} years written", log)
     dt = float(model.settings.dt_tracer)
     steps_per_mean = average_days * SECONDS_PER_DAY / dt
     if abs(steps_per_mean - round(steps_per_mean)) > 1e-9:
@@ -143,71 +200,76 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
     steps_per_year = steps_per_mean * means_per_year
     _log(f"model built in {time.perf_counter() - t0:.1f} s: dt={dt} s, {steps_per_mean} steps per "
          f"{average_days}-day mean, {means_per_year} means per {ylen}-day year", log)
-    # spin-up, in chunks of at most a tenth of a year so that progress is visible
-    spin_steps = int(round(spinup_years * steps_per_year))
-    chunk = max(steps_per_year // 10, 1)
-    t_spin = time.perf_counter()
-    done = 0
-    while done < spin_steps:
-        n = min(chunk, spin_steps - done)
-        model.run(steps=n)
-        done += n
-        el = time.perf_counter() - t_spin
-        _log(f"spin-up {done / steps_per_year:.2f}/{spinup_years:g} years, {el:.0f} s "
-             f"({el / max(done, 1) * steps_per_year:.0f} s per model year)", log)
     attrs = {"average_days": float(average_days), "year_length_days": float(ylen),
              "resolution": float(resolution), "seasonal": 1, "spinup_years": float(spinup_years),
              "dt_tracer": dt, "source": "stommel ocean_core ACC, written by emulator.make_data"}
-    n_years = int(np.ceil(years - 1e-9))
+    if not os.path.exists(os.path.join(out, "grid.nc")):
+        _write_grid(model.snapshot(), os.path.join(out, "grid.nc"), model, attrs)
+    # spin-up, in chunks of a tenth of a year (progress and a restart point each)
+    spin_steps = int(round(spinup_years * steps_per_year))
+    chunk = max(steps_per_year // 10, 1)
+    t_spin = time.perf_counter()
+    while progress["spinup_steps"] < spin_steps:
+        n = min(chunk, spin_steps - progress["spinup_steps"])
+        t1 = time.perf_counter()
+        _run(model, n)
+        progress["model_seconds"] += time.perf_counter() - t1
+        progress["spinup_steps"] += n
+        _save_restart(model, out, progress)
+        el = time.perf_counter() - t_spin
+        _log(f"spin-up {progress['spinup_steps'] / steps_per_year:.2f}/{spinup_years:g} years, "
+             f"{el:.0f} s ({progress['model_seconds'] / progress['spinup_steps'] * steps_per_year:.0f}"
+             f" s per model year)", log)
     n_total = int(round(years * means_per_year))
-    salt_varies = None
-    salt_ref = None
+    n_years = -(-n_total // means_per_year)
     t_run = time.perf_counter()
-    written = 0
-    grid_written = False
-    for year in range(n_years):
+    first_year = progress["years_written"]
+    for year in range(first_year, n_years):
         recs = []
-        for j in range(min(means_per_year, n_total - written)):
-            ds = model.time_average(steps=steps_per_mean)
-            if not grid_written:
-                _write_grid(ds, os.path.join(out, "grid.nc"), model, attrs)
-                grid_written = True
-            if salt_varies is None and "salt" in ds:
-                salt_ref, salt_varies = _salt_check(ds)
-                _log("salt varies: keeping it" if salt_varies else
-                     f"salt is constant ({salt_ref:g}) over wet points: not written", log)
-            recs.append(_select(ds, keep_salt=bool(salt_varies)))
-            written += 1
+        t1 = time.perf_counter()
+        for j in range(min(means_per_year, n_total - year * means_per_year)):
+            ds = _time_average(model, steps_per_mean)
+            if progress["salt_varies"] is None and "salt" in ds:
+                ref, varies = _salt_check(ds, model.snapshot())
+                progress["salt_ref"], progress["salt_varies"] = ref, varies
+                _log("salt varies: keeping it" if varies else
+                     f"salt is constant ({ref:g}) over wet points: not written", log)
+            recs.append(_select(ds, keep_salt=bool(progress["salt_varies"])))
         yr = xr.concat(recs, dim="time", data_vars="all", coords="minimal",
                        compat="override", join="override")
         yr.attrs.update(attrs)
-        if salt_varies is False:
-            yr.attrs["salt_constant"] = float(salt_ref)
+        if progress["salt_varies"] is False:
+            yr.attrs["salt_constant"] = float(progress["salt_ref"])
         path = os.path.join(out, f"means_{year:04d}.nc")
-        tmp = path + ".part"
-        yr.to_netcdf(tmp)
-        os.replace(tmp, path)
+        yr.to_netcdf(path + ".part")
+        os.replace(path + ".part", path)
+        progress["model_seconds"] += time.perf_counter() - t1
+        progress["years_written"] = year + 1
+        _save_restart(model, out, progress)
         el = time.perf_counter() - t_run
-        _log(f"wrote {path}: {written}/{n_total} means, {el:.0f} s "
-             f"({el / (written / means_per_year):.0f} s per model year)", log)
-    seconds_per_year = (time.perf_counter() - t_run) / max(written / means_per_year, 1e-12)
+        done_y = year + 1 - first_year
+        _log(f"wrote {path}: {min((year + 1) * means_per_year, n_total)}/{n_total} means, "
+             f"{el:.0f} s this session ({el / max(done_y, 1e-9):.0f} s per model year)", log)
+    model_years = progress["spinup_steps"] / steps_per_year + n_total / means_per_year
     meta = dict(attrs)
-    meta.update({"years": float(years), "n_means": written, "means_per_year": means_per_year,
-                 "steps_per_mean": steps_per_mean, "salt_written": bool(salt_varies),
-                 "model_seconds_per_year": seconds_per_year, "backend": backend,
+    meta.update({"years": float(years), "n_means": n_total, "means_per_year": means_per_year,
+                 "steps_per_mean": steps_per_mean, "salt_written": bool(progress["salt_varies"]),
+                 "model_seconds_per_year": progress["model_seconds"] / max(model_years, 1e-12),
+                 "backend": backend,
                  "suggested_split_years": {"train": split[0], "val": split[1], "test": split[2]},
-                 "wall_seconds": time.perf_counter() - t0})
-    if salt_varies is False:
-        meta["salt_constant"] = float(salt_ref)
+                 "wall_seconds_last_session": time.perf_counter() - t0})
+    if progress["salt_varies"] is False:
+        meta["salt_constant"] = float(progress["salt_ref"])
     with open(os.path.join(out, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     return meta
 
 
-def _salt_check(ds, tol=1e-10):
-    """``(reference value, varies?)`` of salt over wet points of one record."""
+def _salt_check(ds, grid, tol=1e-10):
+    """``(reference value, varies?)`` of salt over wet points of one record
+    (``grid`` supplies ``maskT``)."""
     s = np.asarray(ds["salt"].values, np.float64)
-    m = np.asarray(ds["maskT"].values) > 0
+    m = np.asarray(grid["maskT"].values) > 0
     vals = s[m]
     ref = float(vals.mean())
     return ref, bool(np.abs(vals - ref).max() > tol * max(1.0, abs(ref)))

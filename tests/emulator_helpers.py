@@ -176,9 +176,22 @@ class SyntheticACC:
             self.anom[k] = damp * adv + np.sqrt(1 - damp ** 2) * noise
         self.t += self.settings.dt_tracer
 
-    def run(self, steps):
+    def run(self, steps, progress=None):
         for _ in range(int(steps)):
             self._step()
+
+    def save_restart(self, path):
+        import pickle
+        with open(path, "wb") as f:
+            pickle.dump({"t": self.t, "anom": self.anom, "rng": self.rng.bit_generator.state}, f)
+
+    def load_restart(self, path):
+        import pickle
+        with open(path, "rb") as f:
+            st = pickle.load(f)
+        self.t, self.anom = st["t"], st["anom"]
+        self.rng.bit_generator.state = st["rng"]
+        return self
 
     def _fields(self):
         ph = self.phase

@@ -42,6 +42,35 @@ def test_make_data_layout(syn, tmp_path):
                  model_factory=synthetic_factory(), log=None)
 
 
+def test_make_data_resume_is_exact(tmp_path, monkeypatch):
+    """An interrupted make-data run resumed from its restart file writes the same data."""
+    import emulator.make_data as md
+
+    kw = dict(years=2, spinup_years=0.3, model_factory=synthetic_factory(nz=2), log=None)
+    generate(str(tmp_path / "a"), **kw)
+    orig = md._time_average
+    calls = {"n": 0}
+
+    def interrupt(model, steps):
+        calls["n"] += 1
+        if calls["n"] == 80:  # in the second year
+            raise KeyboardInterrupt
+        return orig(model, steps)
+
+    monkeypatch.setattr(md, "_time_average", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        generate(str(tmp_path / "b"), **kw)
+    monkeypatch.setattr(md, "_time_average", orig)
+    assert json.load(open(tmp_path / "b" / "progress.json"))["years_written"] == 1
+    with pytest.raises(ValueError, match="cannot resume"):
+        generate(str(tmp_path / "b"), resume=True, **{**kw, "years": 3})
+    generate(str(tmp_path / "b"), resume=True, **kw)
+    a, b = open_dataset(str(tmp_path / "a")), open_dataset(str(tmp_path / "b"))
+    assert a.sizes["time"] == b.sizes["time"] == 146
+    np.testing.assert_array_equal(a["temp"].values, b["temp"].values)
+    np.testing.assert_array_equal(a["time"].values, b["time"].values)
+
+
 def test_spec_and_normalisation(syn):
     split = split_by_years(syn.sizes["time"], 73, 0.6, 0.1, 0.3)
     spec = build_spec(syn, split.train)
@@ -109,5 +138,5 @@ def test_psi_mask_and_open_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         open_dataset(str(tmp_path / "nope"))
     os.makedirs(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match="no .nc files"):
+    with pytest.raises(FileNotFoundError, match="no means_\\*.nc files"):
         open_dataset(str(tmp_path / "empty"))
