@@ -210,6 +210,7 @@ def cmd_train(args):
             if os.path.exists(os.path.join(out, f)):
                 os.remove(os.path.join(out, f))
     ds = open_dataset(args.data)
+    # split by time, channels and statistics from the training period, then normalise
     split, spy = _split_for(ds, args, args.data)
     spec = build_spec(ds, split.train, variables=args.variables, forcing=args.forcing,
                       eke_eps=args.eke_eps)
@@ -262,6 +263,7 @@ def cmd_rollout(args):
     emu = Emulator.load(_emulator_path(args.emulator), backend=args.backend)
     ds = open_dataset(args.data)
     data = prepare(ds, emu.spec)
+    # default: the whole test period of the training run
     split = emu.meta.get("split", {})
     start = args.start if args.start is not None else split.get("test", [0])[0]
     spy = emu.meta.get("states_per_year") or (emu.spec.year_seconds /
@@ -301,6 +303,7 @@ def cmd_evaluate(args):
     truth = truth_all.isel(time=slice(start, start + pred.sizes["time"]))
     year_s = float(truth_all.attrs.get("year_length_days", 365.0)) * 86400.0
     # the two initial states are copies of the truth: score the predictions only
+    # (the rollout file records where it starts in the data and how many states are copied)
     ni = int(pred.attrs.get("n_initial_states", 0))
     truth_e = truth.isel(time=slice(ni, None))
     pred_e = pred.isel(time=slice(ni, None))
@@ -360,6 +363,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command")
     add_subparser(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
+    # accept both "python -m emulator.cli train ..." and "... emulator train ..."
     if not argv or argv[0] != "emulator":
         argv = ["emulator"] + argv
     args = parser.parse_args(argv)

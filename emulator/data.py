@@ -174,6 +174,7 @@ def psi_mask(mask_t_surface):
     wet; x is periodic, the northern neighbour row is clamped.
     """
     m = np.asarray(mask_t_surface) > 0
+    # corner (j, i) lies between T cells i, i+1 (periodic) and j, j+1 (clamped)
     e = np.roll(m, -1, axis=1)
     n = np.concatenate([m[1:], m[-1:]], axis=0)
     ne = np.roll(n, -1, axis=1)
@@ -212,6 +213,7 @@ def season(time_seconds, year_seconds):
 def time_seconds(ds):
     """The ``time`` coordinate in seconds (float64), whatever its encoding."""
     t = ds["time"].values
+    # make-data writes seconds; decoded CF times are also accepted
     if np.issubdtype(t.dtype, np.datetime64):
         return (t - t[0]).astype("timedelta64[ms]").astype(np.float64) / 1e3
     if np.issubdtype(t.dtype, np.timedelta64):
@@ -245,6 +247,7 @@ def split_by_years(n_times, states_per_year, train_years, val_years, test_years)
     ValueError
         If the requested years do not fit in the data.
     """
+    # whole numbers of states; the periods are laid out backwards from the end
     counts = [int(round(y * states_per_year)) for y in (train_years, val_years, test_years)]
     for name, y, c in zip(("train_years", "val_years", "test_years"),
                           (train_years, val_years, test_years), counts):
@@ -304,6 +307,7 @@ def build_spec(ds, train_range, *, variables=DEFAULT_PROGNOSTIC, forcing=DEFAULT
     nz = int(ds.sizes.get("zt", 0))
     H, W = int(ds.sizes["yt"]), int(ds.sizes["xt"])
     prog, dropped, used = [], {}, []
+    # one channel per variable and level; statistics over wet points and training times
     for var in variables:
         if var not in ds:
             continue
@@ -319,6 +323,7 @@ def build_spec(ds, train_range, *, variables=DEFAULT_PROGNOSTIC, forcing=DEFAULT
                 continue
             vals = raw[:, lev][:, m]
             mu, sd = float(vals.mean()), float(vals.std())
+            # a (numerically) constant channel cannot be z-scored: remember its value
             if not sd > rtol * max(1.0, abs(mu)):
                 dropped[ch.name] = mu
                 continue
@@ -431,6 +436,7 @@ def prepare(ds, spec):
     wet = _channel_masks(ds, spec)
     raw_cache = {}
     for c, ch in enumerate(spec.prognostic):
+        # keep one variable's raw values at a time (channels are grouped by variable)
         if ch.var not in raw_cache:
             raw_cache = {ch.var: _raw(ds, ch.var, spec.eke_eps)}
         lev = 0 if ch.level is None else ch.level

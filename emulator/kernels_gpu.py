@@ -81,6 +81,7 @@ _GELU_BWD = cp.ElementwiseKernel(
 )
 
 
+# The launchers pass sizes as int32 (the kernels index with 64-bit offsets).
 def im2col(x, dil, out):
     """Fill ``out`` (9C, B*H*W) from ``x`` (C, B, H, W); see the module docstring."""
     C, B, H, W = x.shape

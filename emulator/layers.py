@@ -218,8 +218,11 @@ class Conv3x3(Module):
         self.grads["bias"] += dy2.sum(axis=1)
         if self._use_winograd(W):
             self.grads["weight"] += self._wino_dw(x, dy)
+            # the adjoint of a periodic/zero-padded convolution is the same convolution
+            # with the filter flipped in both directions and its channels swapped
             wflip = self.params["weight"].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
             return self._wino_conv(dy, wflip, None)
+        # rebuild the columns (cheaper than keeping a 9x copy of every input alive)
         cols = self.bk.im2col(x, self.dilation, out=self.bk.workspace((9 * C, B * H * W), x.dtype))
         wm = self.params["weight"].reshape(self.cout, -1)
         self.grads["weight"] += xp.matmul(dy2, cols.T).reshape(self.grads["weight"].shape)
@@ -413,6 +416,7 @@ class NormGELU(Norm):
     def forward(self, x, train=True, update_stats=True):
         C, B, H, W = x.shape
         xp = self.xp
+        # rows of the statistics: one per channel (batch) or per channel and sample (instance)
         per = 1 if self.kind == "batch" else B
         rows = x.reshape(C * per, -1)
         gamma, beta = self._affine()
@@ -424,6 +428,7 @@ class NormGELU(Norm):
             stats = (mean, rstd)
         y, mean, rstd = self.bk.norm_gelu(rows, per, gamma, beta, self.cap, self.eps, stats)
         if self.kind == "batch" and train and update_stats:
+            # running statistics as torch: unbiased variance, momentum m
             n = rows.shape[1]
             m = self.momentum
             var = 1.0 / rstd ** 2 - self.eps
@@ -440,6 +445,7 @@ class NormGELU(Norm):
         dx, dg, db = self.bk.norm_gelu_backward(dy.reshape(C * per, -1), x.reshape(C * per, -1), per,
                                                 gamma, beta, self.cap, mean, rstd, frozen)
         if self.affine:
+            # per-row sums -> per-channel affine gradients
             self.grads["weight"] += dg.reshape(C, per).sum(axis=1).astype(self.dtype)
             self.grads["bias"] += db.reshape(C, per).sum(axis=1).astype(self.dtype)
         return dx.reshape(C, B, H, W)

@@ -43,6 +43,7 @@ def masked_channel_mse(pred, target, wet):
     """
     diff = (pred - target) * wet
     C = diff.shape[0]
+    # float64 sums of squares per channel (one value per channel to the host)
     d2 = diff.reshape(C, -1)
     n = d2.shape[1]
     ell = (d2.astype(np.float64) ** 2).sum(axis=1) / n
@@ -128,6 +129,7 @@ class DynamicLoss:
         if ell.size % self.n_vars:
             raise ValueError(f"{ell.size} channel losses is not a multiple of n_vars={self.n_vars}")
         ell = np.where(ell == 0, 1e-8, ell)
+        # channels are time-major (hist, var): average the inverse losses over times
         t = (1.0 / ell).reshape(-1, self.n_vars).mean(axis=0)
         if self.limit is not None:
             m = t.min()

@@ -170,6 +170,7 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
     progress = {"args": args, "spinup_steps": 0, "years_written": 0, "salt_varies": None,
                 "salt_ref": None, "model_seconds": 0.0}
     prog_path = os.path.join(out, "progress.json")
+    # resuming needs the same arguments: the restart file only holds the model state
     if resume and os.path.exists(prog_path):
         with open(prog_path) as f:
             progress = json.load(f)
@@ -186,6 +187,7 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
         model.load_restart(os.path.join(out, "restart.nc"))
         _log(f"resuming from {out}/restart.nc: {progress['spinup_steps']} spin-up steps, "
              f"{progress['years_written']} years written", log)
+    # every mean must cover a whole number of steps and a year a whole number of means
     dt = float(model.settings.dt_tracer)
     steps_per_mean = average_days * SECONDS_PER_DAY / dt
     if abs(steps_per_mean - round(steps_per_mean)) > 1e-9:
@@ -235,6 +237,7 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
                 _log("salt varies: keeping it" if varies else
                      f"salt is constant ({ref:g}) over wet points: not written", log)
             recs.append(_select(ds, keep_salt=bool(progress["salt_varies"])))
+        # one file per model year, written under a temporary name and renamed
         yr = xr.concat(recs, dim="time", data_vars="all", coords="minimal",
                        compat="override", join="override")
         yr.attrs.update(attrs)
@@ -279,6 +282,7 @@ def _select(ds, keep_salt):
     """Keep the saved variables of one mean as float32 with a length-1 time axis."""
     keep = [v for v in SAVED_VARS if v in ds and (v != "salt" or keep_salt)]
     sub = ds[keep]
+    # drop scalar diagnostics (e.g. the step counter) that would clash between records
     sub = sub.drop_vars([c for c in sub.coords if c not in sub.dims and c != "time"])
     sub = sub.astype(np.float32)
     if "time" not in sub.dims:

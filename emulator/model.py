@@ -73,6 +73,7 @@ class Emulator:
             Extra JSON-serialisable metadata (training configuration, split, ...).
         """
         state = self.unet.state_dict()
+        # e.g. the EMA weights replace the live ones; BatchNorm buffers stay as they are
         if params is not None:
             for k, v in params.items():
                 state[k] = self.bk.to_numpy(v)

@@ -46,6 +46,7 @@ class Adam:
         bc1 = 1.0 - self.b1 ** self.t
         bc2 = 1.0 - self.b2 ** self.t
         step = lr / bc1
+        # in-place updates: no new parameter arrays, so views held elsewhere stay valid
         for k, p in self.params.items():
             g = grads[k]
             m, v = self.m[k], self.v[k]
@@ -87,6 +88,7 @@ def cosine_lr(step, total_steps, lr_max, lr_min=0.0, warmup=0):
 def grad_norm(grads):
     """Global 2-norm ``sqrt(sum_k ||g_k||^2)`` (float64 accumulation, fixed order)."""
     total = 0.0
+    # sorted keys: the same summation order on every call (bitwise reproducible)
     for k in sorted(grads):
         g = grads[k]
         total += float((g.astype(np.float64) ** 2).sum())

@@ -14,6 +14,7 @@ import numpy as np
 
 
 def _plt():
+    # non-interactive backend: figures are only written to files
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -68,6 +69,7 @@ def rmse_lead(arrays, path):
     fig, ax = plt.subplots(figsize=(7, 3.5))
     t = arrays["time_days"] / 365.0
     for var, (_, sd, lead) in arrays["rmse"].items():
+        # normalise by the truth's variability so that variables share one axis
         ref = np.sqrt(np.mean(sd ** 2)) if np.all(np.isfinite(sd)) else 1.0
         ax.plot(t, lead / (ref if ref > 0 else 1.0), label=var)
     ax.set_xlabel("years into the rollout")
@@ -90,6 +92,7 @@ def ratio_maps(arrays, path, which=1):
     im = None
     for ax, (key, pair) in zip(axs.ravel(), maps.items()):
         r = pair[which]
+        # log2 ratio: 0 is a perfect match, +-1 a factor two too much or too little variance
         with np.errstate(divide="ignore", invalid="ignore"):
             im = ax.pcolormesh(np.log2(r), vmin=-2, vmax=2, cmap="RdBu_r")
         ax.set_title(key, fontsize=9)

@@ -66,12 +66,13 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
         it = tqdm(it, desc="rollout", unit="call")
     t0 = time.perf_counter()
     for k in it:
+        # forcing at the two input times comes from the data, the states from the model
         i = start + 2 * k
         f = np.concatenate([data.forcing[i], data.forcing[i + 1]])[:, None]
         y, _ = emu.step(x, bk.asarray(f, dtype=dt), train=False, store="none")
         yh = bk.to_numpy(y)
         n0 = 2 + 2 * k
-        m = min(2, n_states - n0)
+        m = min(2, n_states - n0)  # the last call may overshoot n_states by one
         out[n0:n0 + m] = yh.reshape(2, P, *out.shape[2:])[:m]
         x = y
     if bk.is_gpu:  # pragma: no cover - GPU only

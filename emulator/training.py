@@ -171,6 +171,7 @@ class Trainer:
         if len(vs) > config.val_max_samples:
             vs = vs[np.linspace(0, len(vs) - 1, config.val_max_samples).round().astype(int)]
         self.val_starts = vs
+        # incomplete last batches are dropped (every step sees the same batch size)
         self.batches_per_epoch = max(1, len(self.train_starts) // config.batch_size)
         self.total_steps = config.epochs * self.batches_per_epoch
         self.step = 0
@@ -239,6 +240,7 @@ class Trainer:
         starts = np.asarray(starts)
         x = self._pair(starts) if x0 is None else x0
         tapes, dys, ells, total = [], [], [], 0.0
+        # forward through the rollout: each call consumes its own previous prediction
         for k in range(K):
             y, tape = self.emu.step(x, self._fpair(starts + 2 * k), train=train, store=store)
             target = self._pair(starts + 2 * k + 2)
@@ -250,6 +252,8 @@ class Trainer:
                 dys.append(dy)
             x = y
         if backward:
+            # backpropagation through time: the gradient reaching a call's prognostic
+            # input (its first 2P channels) is added to the previous call's output gradient
             g = None
             for k in range(K - 1, -1, -1):
                 dy = dys[k] if g is None else dys[k] + g
@@ -266,7 +270,7 @@ class Trainer:
         starts = self.batch(self.step)
         self.net.zero_grad()
         loss, ells, _ = self.rollout_loss(starts, train=True, backward=True)
-        norm = clip_grad_norm(self.grads, cfg.clip)
+        norm = clip_grad_norm(self.grads, cfg.clip)  # norm before clipping, for the log
         lr = cosine_lr(self.step, self.total_steps, cfg.lr, cfg.lr_min, cfg.warmup_steps)
         skipped = not (math.isfinite(norm) and math.isfinite(loss))
         if skipped:
@@ -276,6 +280,7 @@ class Trainer:
         else:
             self.opt.step(self.grads, lr=lr)
             self.ema.update(self.params)
+            # dynamic-loss weights from this batch's unweighted per-channel losses
             if cfg.loss_update == "extra_forward":
                 y, _ = self.emu.step(self._pair(starts), self._fpair(starts), train=True,
                                      store="none", update_stats=False)
@@ -298,6 +303,7 @@ class Trainer:
         validation period, with the EMA weights in evaluation mode."""
         if len(self.val_starts) == 0:
             return None
+        # swap the EMA weights in for the validation, then restore the live ones
         backup = {k: v.copy() for k, v in self.params.items()}
         self.ema.copy_to(self.params)
         try:
@@ -397,6 +403,7 @@ class Trainer:
 
             bar = tqdm(total=end, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
         last, val, finished = None, None, True
+        # append: a resumed run continues the same log
         with open(os.path.join(self.outdir, self.LOG), "a") as log:
             while self.step < end:
                 rec = self.train_step()
@@ -420,6 +427,7 @@ class Trainer:
                     bar.set_postfix(post)
                 if self.step % cfg.checkpoint_every == 0 or epoch_end:
                     self.save_checkpoint(ckpt)
+                # a time budget ends the run cleanly; --resume continues it
                 if cfg.max_hours is not None and \
                         time.perf_counter() - t_start > cfg.max_hours * 3600 and self.step < end:
                     finished = False

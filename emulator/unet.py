@@ -155,6 +155,7 @@ class Block(Module):
         h, c2 = self.conv2.forward(h)
         h, n2 = self.norm2.forward(h, train, update_stats)
         y, p = self.proj.forward(h)
+        # residual branch: identity, or a 1x1 convolution when the width changes
         if self.skip is None:
             y += x
             s = None
@@ -209,6 +210,8 @@ class UNet(Module):
             self.down.append(self.add_child(f"down{i}", Block(prev, w, d, **bkw)))
             prev = w
         self.mid = self.add_child("mid", Block(prev, prev, c.dilations[-1], **bkw))
+        # decoder: block j follows the j-th upsampling and the skip of stage n-1-j;
+        # the last one is Samudra's "final block" (w_0 -> w_0)
         self.up = []
         for j in range(n):
             i = n - 1 - j  # stage whose skip is added before this block
@@ -279,13 +282,14 @@ class UNet(Module):
             raise ValueError(f"input has {C} channels, the network expects "
                              f"{self.config.in_channels}")
         Hp = self.check_grid(H, W)
+        # pad y with zero (land) rows so that every pooling level divides evenly
         top = (Hp - H) // 2
         if Hp != H:
             xp_ = self.xp.zeros((C, B, Hp, W), dtype=x.dtype)
             xp_[:, :, top:top + H] = x
             x = xp_
-        entries = []
-        skips = {}
+        entries = []  # per top-level layer: its cache ("all") or its input ("inputs")
+        skips = {}    # encoder outputs waiting for their decoder stage
         h = x
         for op, arg in self._program:
             if op == "layer":
@@ -328,11 +332,14 @@ class UNet(Module):
         else:
             g = dy
         entries = list(tape["entries"])
-        dskips = {}
+        dskips = {}  # gradients reaching the skip connections, added at their encoder stage
+        # walk the program backwards: the gradient of an addition goes to both operands,
+        # so "add" stores it for the skip and "save" adds it to the encoder branch
         for op, arg in reversed(self._program):
             if op == "layer":
                 entry = entries.pop()
                 if tape["store"] == "inputs":
+                    # recompute this layer from its stored input to rebuild its cache
                     _, entry = arg.forward(entry, tape["train"], **_no_stats(arg))
                 g = arg.backward(g, entry)
             elif op == "add":
