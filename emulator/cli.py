@@ -75,7 +75,10 @@ def _add_make_data(sub):
     q.add_argument("--years", type=_positive(float), default=30.0, help="model years of means")
     q.add_argument("--spinup-years", type=float, default=10.0, help="years run first, discarded")
     q.add_argument("--average-days", type=_positive(float), default=5.0, help="averaging window")
-    q.add_argument("--model-backend", default="cpu", help="ocean_core backend (cpu or gpu)")
+    q.add_argument("--model-backend", default="cpu", help="ocean_core backend (cpu or cuda)")
+    q.add_argument("--dt", type=_positive(float),
+                   help="ocean time step in seconds, dt_mom = dt_tracer (default: the "
+                        "configuration's, 1200 s)")
     q.add_argument("--train-years", type=float, default=20.0)
     q.add_argument("--val-years", type=float, default=2.0)
     q.add_argument("--test-years", type=float, default=8.0)
@@ -168,6 +171,7 @@ def cmd_make_data(args):
     meta = generate(args.out, resolution=args.resolution, years=args.years,
                     spinup_years=args.spinup_years, average_days=args.average_days,
                     backend=args.model_backend, overwrite=args.overwrite, resume=args.resume,
+                    dt=args.dt,
                     split=(args.train_years, args.val_years, args.test_years))
     print(json.dumps(meta, indent=1))
     return 0

@@ -34,8 +34,9 @@ GRID_VARS = ("maskT", "maskU", "maskV", "maskW")
 SECONDS_PER_DAY = 86400.0
 
 
-def default_model_factory(resolution, backend, seasonal=True, config="paper"):
-    """The real ocean model: ``ocean_core.setups.acc(...)``.
+def default_model_factory(resolution, backend, seasonal=True, config="paper", **overrides):
+    """The real ocean model: ``ocean_core.setups.acc(...)`` (``overrides``: settings such as
+    ``dt_mom`` and ``dt_tracer``).
 
     Raises
     ------
@@ -48,7 +49,7 @@ def default_model_factory(resolution, backend, seasonal=True, config="paper"):
     except Exception as exc:  # pragma: no cover - depends on the checkout
         raise RuntimeError("make-data needs the ocean model (ocean_core.setups.acc), which "
                            f"cannot be imported: {exc}") from exc
-    return acc(resolution=resolution, config=config, backend=backend, seasonal=seasonal)
+    return acc(resolution=resolution, config=config, backend=backend, seasonal=seasonal, **overrides)
 
 
 def _log(msg, stream):
@@ -121,7 +122,7 @@ def _save_restart(model, out, progress):
 
 def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5.0,
              backend="cpu", overwrite=False, resume=False, model_factory=None, split=(20, 0, 8),
-             log=sys.stdout, config="paper"):
+             log=sys.stdout, config="paper", dt=None):
     """Run the ACC model and write N-day means (see the module docstring).
 
     Parameters
@@ -151,6 +152,9 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
         default :func:`default_model_factory`.
     split : (train, val, test) years
         Recorded in ``meta.json`` as the suggested split.
+    dt : float, optional
+        Time step in seconds for momentum and tracers (``dt_mom = dt_tracer``);
+        default: the configuration's (1200 s in ``"paper"``).
 
     Returns
     -------
@@ -164,9 +168,11 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
             raise ValueError(f"{name}={v} must be > 0")
     if spinup_years < 0:
         raise ValueError(f"spinup_years={spinup_years} must be >= 0")
+    if dt is not None and not dt > 0:
+        raise ValueError(f"dt={dt} must be > 0 (seconds)")
     args = {"resolution": float(resolution), "years": float(years),
             "spinup_years": float(spinup_years), "average_days": float(average_days),
-            "config": config}
+            "config": config, "dt": None if dt is None else float(dt)}
     progress = {"args": args, "spinup_steps": 0, "years_written": 0, "salt_varies": None,
                 "salt_ref": None, "model_seconds": 0.0}
     prog_path = os.path.join(out, "progress.json")
@@ -182,7 +188,8 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
         prepare_output(out, overwrite)
     factory = model_factory or default_model_factory
     t0 = time.perf_counter()
-    model = factory(resolution, backend, seasonal=True, config=config)
+    overrides = {} if dt is None else {"dt_mom": float(dt), "dt_tracer": float(dt)}
+    model = factory(resolution, backend, seasonal=True, config=config, **overrides)
     if resume:
         model.load_restart(os.path.join(out, "restart.nc"))
         _log(f"resuming from {out}/restart.nc: {progress['spinup_steps']} spin-up steps, "

@@ -247,8 +247,8 @@ class SyntheticACC:
 
 def synthetic_factory(nx=16, ny=12, nz=3, seed=0):
     """A ``model_factory`` for :func:`emulator.make_data.generate` building :class:`SyntheticACC`."""
-    def factory(resolution, backend, seasonal=True, config="paper"):
-        return SyntheticACC(nx=nx, ny=ny, nz=nz, seed=seed)
+    def factory(resolution, backend, seasonal=True, config="paper", dt_mom=None, dt_tracer=86400.0):
+        return SyntheticACC(nx=nx, ny=ny, nz=nz, seed=seed, dt=dt_tracer)
     return factory
 
 

@@ -37,6 +37,11 @@ def test_make_data_layout(syn, tmp_path):
     meta = generate(str(out), years=0.1, spinup_years=0.05, model_factory=synthetic_factory(),
                     log=None, overwrite=True)
     assert meta["n_means"] == 7 and json.load(open(out / "meta.json"))["n_means"] == 7
+    m2 = generate(str(tmp_path / "f"), years=0.1, spinup_years=0, dt=43200.0,
+                  model_factory=synthetic_factory(), log=None)
+    assert m2["steps_per_mean"] == 10 and m2["dt_tracer"] == 43200.0
+    with pytest.raises(ValueError, match="dt=-1"):
+        generate(str(tmp_path / "g"), years=1, dt=-1, model_factory=synthetic_factory(), log=None)
     with pytest.raises(ValueError, match="average_days=0.3"):
         generate(str(tmp_path / "e"), years=1, average_days=0.3,
                  model_factory=synthetic_factory(), log=None)
