@@ -335,20 +335,20 @@ def markdown_summary(s):
     for k, v in s["r2_detrended_mean_temp"].items():
         lines.append(f"| {k} | {v['r2']:.3f} | {v['r2_raw']:.3f} | {v['bias']:.3g} | "
                      f"{v['truth_detrended_std']:.3g} |")
-    lines += ["", "| variable | band | var ratio raw min / median / max | in [0.5, 2] | "
-              "deseasoned min / median / max | in [0.5, 2] |", "|---|---|---|---|---|---|"]
+    lines += ["", "Temporal variance ratio emulator / model at wet points: min / median / max "
+              "(share of points in [0.5, 2]).", "",
+              "| variable | band | raw | detrended | detrended and deseasoned |",
+              "|---|---|---|---|---|"]
+
+    def fmt(x):
+        if not x.get("n"):
+            return "n/a"
+        return (f"{x['min']:.2f} / {x['median']:.2f} / {x['max']:.2f} "
+                f"({100 * x['frac_in_range']:.0f}%)")
     for var, d in s["variance_ratio"].items():
         for band, r in d.items():
-            a, b = r["raw"], r["deseasoned"]
-
-            def fmt(x):
-                if not x.get("n"):
-                    return "n/a", "n/a"
-                return (f"{x['min']:.2f} / {x['median']:.2f} / {x['max']:.2f}",
-                        f"{100 * x['frac_in_range']:.0f}%")
-            fa, pa = fmt(a)
-            fb, pb = fmt(b)
-            lines.append(f"| {var} | {band} | {fa} | {pa} | {fb} | {pb} |")
+            lines.append(f"| {var} | {band} | {fmt(r['raw'])} | {fmt(r['detrended'])} | "
+                         f"{fmt(r['deseasoned'])} |")
     lines += ["", "RMSE by level (level 0 = bottom), with the truth's temporal std:", ""]
     for var, d in s["rmse_by_level"].items():
         if d is None:

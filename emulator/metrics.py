@@ -15,9 +15,10 @@ Metrics
   (an RMSE above ``sqrt 2`` times it is no better than an unrelated state of
   the same variability).
 * **Temporal variance ratio maps**: per depth band, the dz-weighted band
-  average of a variable; the seasonal climatology (mean per phase of year)
-  of each series removed ("deseasoned") or not ("raw"); ratio
-  ``var_t(pred) / var_t(truth)`` at every wet point.
+  average of a variable, as it is ("raw"), with a linear trend removed at
+  every point ("detrended": model drift), and detrended with the seasonal
+  climatology (mean per phase of year) of each series removed as well
+  ("deseasoned"); ratio ``var_t(pred) / var_t(truth)`` at every wet point.
 * **Isotropic spectra** (after Samudra's ``metrics/spectra.py``): plane
   removed, land set to 0, 2-D Hann window normalised by ``mean(w^2)``,
   ``|rfft2|^2`` with ``norm="forward"``, summed over ``min(H, W) // 2``
@@ -154,7 +155,17 @@ def band_average(field, mask, dz, levels):
     return avg, wet
 
 
-def variance_ratio_map(truth2d, pred2d, wet, phase_bins=None, rel_floor=1e-6):
+def detrend_maps(a):
+    """Remove the least-squares straight line in time at every point of ``a (T, ...)``."""
+    a = np.asarray(a, np.float64)
+    t = np.arange(a.shape[0], dtype=np.float64)
+    t -= t.mean()
+    am = a - a.mean(axis=0, keepdims=True)
+    slope = np.tensordot(t, am, axes=(0, 0)) / (t @ t)
+    return am - t.reshape((-1,) + (1,) * (a.ndim - 1)) * slope
+
+
+def variance_ratio_map(truth2d, pred2d, wet, phase_bins=None, rel_floor=1e-6, detrended=False):
     """Temporal variance ratio ``var(pred) / var(truth)`` at each wet point.
 
     Parameters
@@ -163,6 +174,8 @@ def variance_ratio_map(truth2d, pred2d, wet, phase_bins=None, rel_floor=1e-6):
     wet : bool array (H, W)
     phase_bins : int array (T,), optional
         If given, the seasonal climatology is removed first.
+    detrended : bool
+        Remove a linear trend at every point first (model drift).
     rel_floor : float
         Points where the truth's variance is below ``rel_floor`` times its
         largest value are excluded (NaN): a ratio of two round-off-level
@@ -173,6 +186,8 @@ def variance_ratio_map(truth2d, pred2d, wet, phase_bins=None, rel_floor=1e-6):
     ratio : array (H, W), NaN where undefined.
     """
     t, p = truth2d, pred2d
+    if detrended:
+        t, p = detrend_maps(t), detrend_maps(p)
     if phase_bins is not None:
         t = seasonal_anomaly(t, phase_bins)
         p = seasonal_anomaly(p, phase_bins)
@@ -373,9 +388,11 @@ def evaluate(truth, pred, bands=DEFAULT_BANDS, year_seconds=365 * 86400.0,
                 tb, wet = band_average(t, m3, dz, lev)
                 pbnd, _ = band_average(p, m3, dz, lev)
             raw = variance_ratio_map(tb, pbnd, wet)
-            des = variance_ratio_map(tb, pbnd, wet, phase_bins=pb)
-            vr[key] = {"raw": ratio_summary(raw), "deseasoned": ratio_summary(des)}
-            arrays["ratio_maps"][f"{var} {key}"] = (raw, des)
+            det = variance_ratio_map(tb, pbnd, wet, detrended=True)
+            des = variance_ratio_map(tb, pbnd, wet, phase_bins=pb, detrended=True)
+            vr[key] = {"raw": ratio_summary(raw), "detrended": ratio_summary(det),
+                       "deseasoned": ratio_summary(des)}
+            arrays["ratio_maps"][f"{var} {key}"] = (raw, des, det)
         summary["variance_ratio"][var] = vr
     # spectra of surface temperature and surface kinetic energy
     lat = truth["yt"].values

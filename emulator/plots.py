@@ -82,7 +82,8 @@ def rmse_lead(arrays, path):
 
 
 def ratio_maps(arrays, path, which=1):
-    """Maps of log2 of the temporal variance ratio (``which``: 0 raw, 1 deseasoned)."""
+    """Maps of log2 of the temporal variance ratio (``which``: 0 raw, 1 detrended and
+    deseasoned, 2 detrended)."""
     plt = _plt()
     maps = arrays["ratio_maps"]
     n = max(len(maps), 1)
@@ -102,7 +103,8 @@ def ratio_maps(arrays, path, which=1):
         ax.axis("off")
     if im is not None:
         fig.colorbar(im, ax=axs, shrink=0.7, label="log2(var emulator / var model)")
-    fig.suptitle("temporal variance ratio (" + ("deseasoned" if which else "raw") + ")")
+    fig.suptitle("temporal variance ratio (" + ("raw", "detrended and deseasoned",
+                                                 "detrended")[which] + ")")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -68,6 +68,12 @@ def test_rmse_and_variance_ratio():
     assert np.abs(anom).max() < 1.0
     rd = variance_ratio_map(season + 0.1 * noise, season + 0.2 * noise, wet, phase_bins=bins)
     np.testing.assert_allclose(rd[wet], 4.0, rtol=1e-10)
+    # a drift only in the prediction inflates the raw ratio but not the detrended one
+    drift = 0.05 * t[:, None, None] * np.ones((1, 3, 4))
+    raw = variance_ratio_map(noise, noise + drift, wet)
+    det = variance_ratio_map(noise, noise + drift, wet, detrended=True)
+    assert np.nanmin(raw[wet]) > 3
+    np.testing.assert_allclose(det[wet], 1.0, atol=1e-3)
 
 
 def test_isotropic_spectrum_peak():
