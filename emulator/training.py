@@ -19,7 +19,9 @@ buffers, Adam moments, EMA, dynamic-loss weights, step counters) so that an
 interrupted run resumes exactly where it stopped: the sample order of epoch
 ``e`` is a permutation drawn from ``default_rng([seed, e])``, so a resumed run
 sees the same batches as an uninterrupted one.  Progress goes to a JSON-lines
-log (``train_log.jsonl``), one record per step and per validation.
+log (``train_log.jsonl``), one record per step and per validation; the EMA
+weights are written to ``emulator.npz`` at the end and, whenever the
+validation error reaches a new low, to ``emulator_best.npz``.
 """
 
 from __future__ import annotations
@@ -392,9 +394,12 @@ class Trainer:
         """
         os.makedirs(self.outdir, exist_ok=True)
         ckpt = os.path.join(self.outdir, self.CKPT)
+        log_path = os.path.join(self.outdir, self.LOG)
         if resume and os.path.exists(ckpt):
             self.load_checkpoint(ckpt)
+            _truncate_log(log_path, self.step)
         cfg = self.cfg
+        best = min((h["val_mse"] for h in self.history), default=float("inf"))
         end = self.total_steps if cfg.max_steps is None else min(self.total_steps, cfg.max_steps)
         t_start = time.perf_counter()
         bar = None
@@ -404,7 +409,7 @@ class Trainer:
             bar = tqdm(total=end, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
         last, val, finished = None, None, True
         # append: a resumed run continues the same log
-        with open(os.path.join(self.outdir, self.LOG), "a") as log:
+        with open(log_path, "a") as log:
             while self.step < end:
                 rec = self.train_step()
                 last = rec
@@ -418,6 +423,10 @@ class Trainer:
                         vrec = {"step": self.step, **val}
                         self.history.append(vrec)
                         log.write(json.dumps(vrec) + "\n")
+                        # keep the EMA weights with the lowest validation error as well
+                        if val["val_mse"] < best:
+                            best = val["val_mse"]
+                            self.save_emulator(os.path.join(self.outdir, "emulator_best.npz"))
                 log.flush()
                 if bar is not None:
                     bar.update(1)
@@ -437,4 +446,21 @@ class Trainer:
         self.save_checkpoint(ckpt)
         self.save_emulator()
         return {"steps": self.step, "total_steps": end, "finished": finished,
-                "last": last, "val": val}
+                "last": last, "val": val, "best_val_mse": best}
+
+
+def _truncate_log(path, step):
+    """Drop log records written after the checkpoint at ``step`` (they will be redone)."""
+    if not os.path.exists(path):
+        return
+    keep = []
+    with open(path) as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by the interruption
+            if ("loss" in r and r["step"] < step) or ("val_mse" in r and r["step"] <= step):
+                keep.append(line if line.endswith("\n") else line + "\n")
+    with open(path, "w") as f:
+        f.writelines(keep)
