@@ -16,7 +16,7 @@ __all__ = ["tiny_grid", "kernel_args", "SCALARS"]
 
 #: values of scalar kernel arguments (positive, of realistic size)
 SCALARS = {
-    "dt_mom": 1200.0, "dt_tracer": 1200.0, "dt": 1200.0, "kappaH_0": 0.0, "eke_lmin": 1.0, "eke_cross": 2.0,
+    "dt_mom": 1200.0, "dt_tracer": 1200.0, "dt": 1200.0, "kappaH_0": 1e-4, "eke_lmin": 1.0, "eke_cross": 2.0,
     "eke_crhin": 1.0, "eke_c_k": 0.4, "eke_k_max": 625.0, "eke_c_eps": 0.5, "alpha_eke": 1.0,
     "opt_sqrt_eps": 0.0,
 }
@@ -88,7 +88,7 @@ def kernel_args(kern, grid=None, seed=0, nisle=2, positive=()):
     for extra in ("tangent", "adjoint"):  # options of the derivative kernels
         pair = getattr(kern, extra, None)
         if pair is not None:
-            names += [a for a in pair.args if a.startswith("opt_") and a not in names]
+            names += [a for a in pair.args if a.startswith(("opt_", "scr_")) and a not in names]
     for a in names:
         if a in garr:
             out[a] = np.ascontiguousarray(garr[a])
@@ -108,6 +108,10 @@ def kernel_args(kern, grid=None, seed=0, nisle=2, positive=()):
                 v = np.abs(v)
             if base in ("eke_len",):
                 v = v + 1.0
+            if base == "eke":
+                # strictly positive, also on land: the EKE closure's sqrt(max(0, eke)) is not masked
+                # and not differentiable at 0 (finite differences there blow up like 1/sqrt(eps))
+                v = v + 1e-6
             out[a] = np.ascontiguousarray(v)
     for o in kern.outputs:
         out[o] = np.zeros_like(out[o])
