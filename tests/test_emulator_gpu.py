@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.gpu,
 RTOL = 1e-6
 
 
-def close(a_gpu, b_cpu, rtol=RTOL):
+def check_close(a_gpu, b_cpu, rtol=RTOL):
     a = get_backend("gpu").to_numpy(a_gpu)
     scale = max(np.abs(b_cpu).max(), 1e-30)
     assert np.abs(a - b_cpu).max() <= rtol * scale
@@ -29,13 +29,13 @@ def test_primitives_match():
     xg = gpu.asarray(x)
     for d in (1, 2, 5, 9):
         c = cpu.im2col(x, d)
-        close(gpu.im2col(xg, d), c)
+        check_close(gpu.im2col(xg, d), c)
         g = rng.standard_normal(c.shape)
-        close(gpu.col2im(gpu.asarray(g), x.shape, d), cpu.col2im(g, x.shape, d))
+        check_close(gpu.col2im(gpu.asarray(g), x.shape, d), cpu.col2im(g, x.shape, d))
     z = rng.standard_normal((4, 50)) * 6
     dy = rng.standard_normal(z.shape)
-    close(gpu.gelu(gpu.asarray(z), 10.0), cpu.gelu(z, 10.0))
-    close(gpu.gelu_backward(gpu.asarray(z), gpu.asarray(dy), 10.0), cpu.gelu_backward(z, dy, 10.0))
+    check_close(gpu.gelu(gpu.asarray(z), 10.0), cpu.gelu(z, 10.0))
+    check_close(gpu.gelu_backward(gpu.asarray(z), gpu.asarray(dy), 10.0), cpu.gelu_backward(z, dy, 10.0))
 
 
 @pytest.mark.parametrize("norm", ["instance", "batch"])
@@ -49,11 +49,11 @@ def test_unet_forward_backward_match(norm):
     bk = get_backend("gpu")
     ya, ta = a.forward(x, mask=mask, store="inputs")
     yb, tb = b.forward(bk.asarray(x), mask=bk.asarray(mask), store="inputs")
-    close(yb, ya)
+    check_close(yb, ya)
     r = rng.standard_normal(ya.shape)
     dxa = a.backward(r, ta)
     dxb = b.backward(bk.asarray(r), tb)
-    close(dxb, dxa)
+    check_close(dxb, dxa)
     ga = a.gradients()
     for k, g in b.gradients().items():
-        close(g, ga[k])
+        check_close(g, ga[k])
