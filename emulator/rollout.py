@@ -22,7 +22,7 @@ from .model import Emulator
 
 
 def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: int,
-                       batch_starts=None, progress=False):
+                       progress=False):
     """Roll the emulator out in normalised space.
 
     Parameters
@@ -47,10 +47,10 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
     if n_states < 3:
         raise ValueError(f"n_states={n_states} must be >= 3 (two initial states and a prediction)")
     n_calls = -(-(n_states - 2) // 2)
-    need = start + 2 * n_calls + 1  # forcing index of the last call's second input
-    if start < 0 or need >= data.n_times + 1:
+    last = start + 2 * n_calls - 1  # forcing index of the last call's second input
+    if start < 0 or last >= data.n_times:
         raise ValueError(f"a rollout of {n_states} states from start={start} needs forcing up to "
-                         f"index {need - 1}, but the data hold {data.n_times} times")
+                         f"index {last}, but the data hold {data.n_times} times")
     bk = emu.bk
     xp = bk.xp
     dt = emu.unet.dtype

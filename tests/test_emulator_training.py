@@ -111,6 +111,27 @@ def test_nonfinite_batch_is_skipped(tiny, tmp_path):
         tr2.train_step()
 
 
+def test_rollout_feeds_predictions_back(tiny, tmp_path):
+    """A rollout equals the model applied by hand to its own predictions, forcing from data."""
+    from emulator.rollout import rollout_normalized
+
+    tr = make_trainer(tiny, tmp_path)
+    data, emu = tr.data, tr.emu
+    P = data.spec.n_prognostic
+    out, _ = rollout_normalized(emu, data, 10, 7)
+    assert out.shape == (7, P) + data.states.shape[2:]
+    np.testing.assert_array_equal(out[:2], data.states[10:12])
+    x = data.states[10:12].reshape(2 * P, 1, *out.shape[2:])
+    for k in range(3):
+        f = np.concatenate([data.forcing[10 + 2 * k], data.forcing[11 + 2 * k]])[:, None]
+        x, _ = emu.step(x, f)
+        got = x.reshape(2, P, *out.shape[2:])
+        n = min(2, 7 - (2 + 2 * k))
+        np.testing.assert_array_equal(out[2 + 2 * k:2 + 2 * k + n], got[:n])
+    with pytest.raises(ValueError, match="needs forcing up to index"):
+        rollout_normalized(emu, data, data.n_times - 4, 8)
+
+
 def test_cli_end_to_end(tmp_path):
     data = tmp_path / "data"
     generate(str(data), years=2.0, spinup_years=0.1, model_factory=synthetic_factory(nz=2),
