@@ -1,0 +1,92 @@
+"""Every kernel's CPU launcher against its plain NumPy reference on random masked input.
+
+The walk covers every kernel in ``REGISTRY`` that has a ``reference=`` (forward kernels of
+``ocean_core.kernels`` and tangent/adjoint kernels of ``adjoint.kernels`` alike); kernels
+without one are PTX-compiled and simulator-checked only (``test_kernels_ptx.py``,
+``test_kernels_cudasim.py``).  Inputs: ``tests/kernel_cases.py`` (tiny grid with land,
+full and partial-depth columns; random state zero on land; outputs NaN-filled so that
+every point must be written).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kernel_cases as kc
+
+ALL = kc.all_kernels()
+WITH_REF = [k for k in ALL if k.reference is not None]
+
+#: max|cpu - ref| <= TOL * max|ref| per output.  The kernels and references evaluate the
+#: same expressions in the same order, so most agree exactly; 1e-13 leaves room for a
+#: reference that sums or factors differently (a few ulps of the field maximum).
+TOL = 1e-13
+#: kernel name -> (tolerance, reason) where a kernel needs more
+TOL_OVERRIDE: dict[str, tuple[float, str]] = {}
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return kc.tiny_grid()
+
+
+def test_walk_finds_all_kernels():
+    """The walk imports every kernel module; every registered kernel can get test inputs."""
+    mods = kc.iter_kernel_modules()
+    assert "ocean_core.kernels.momentum" in mods and "ocean_core.kernels.tracers" in mods
+    names = {k.name for k in ALL}
+    for expected in ("coriolis_metric", "momentum_advection", "lateral_friction", "vertical_mixing",
+                     "eke_update", "velocity_update", "equation_of_state"):
+        assert expected in names
+    forward = [k for k in ALL if k.kind == "forward"]
+    missing_ref = [k.name for k in forward if k.reference is None]
+    assert not missing_ref, f"forward kernels without a NumPy reference: {missing_ref}"
+    g = kc.tiny_grid()
+    for k in ALL:
+        case = kc.make_case(k, g)  # raises UnknownArgument for a name it cannot build
+        assert set(case) == set(k.args)
+
+
+@pytest.mark.parametrize("k", WITH_REF, ids=lambda k: k.name)
+def test_cpu_matches_reference(k, grid):
+    case = kc.make_case(k, grid)
+    before = kc.copy_case(case)
+    expected = kc.reference_result(k, case)
+    k(*kc.args_of(k, case), backend="cpu")
+    # inputs are read only (gather form: a kernel writes its outputs only)
+    for a in k.inputs:
+        if isinstance(case[a], np.ndarray):
+            assert np.array_equal(case[a], before[a], equal_nan=True), f"{k.name} modified its input {a!r}"
+    tol, _why = TOL_OVERRIDE.get(k.name, (TOL, ""))
+    for o in kc.compared_outputs(k):
+        got, exp = case[o], expected[o]
+        assert got.shape == exp.shape, (o, got.shape, exp.shape)
+        assert np.isfinite(exp).all(), f"{k.name}: reference output {o} is not finite (bad test input?)"
+        nbad = int((~np.isfinite(got)).sum())
+        assert nbad == 0, f"{k.name}.{o}: {nbad} points not written or not finite"
+        scale = float(np.abs(exp).max())
+        assert scale > 0.0, f"{k.name}.{o}: reference is identically zero on the test input (vacuous test)"
+        err = np.abs(got - exp)
+        idx = tuple(int(x) for x in np.unravel_index(int(np.argmax(err)), err.shape))
+        assert err[idx] <= tol * scale, (
+            f"{k.name}.{o}: max|cpu - ref| = {err[idx]:.3e} at {idx} (cpu={got[idx]!r}, ref={exp[idx]!r}) "
+            f"> {tol:g} * max|ref| = {tol * scale:.3e}")
+
+
+def test_cpu_bitwise_independent_of_thread_count(tmp_path):
+    """Bitwise reproducible on the CPU at any thread count: every kernel (with or without a
+    reference) gives the same bits here (NUMBA_NUM_THREADS=1 in CI) and in a child process
+    with another thread count.  Gather-form kernels cannot differ; a scatter/accumulate race
+    or a kernel reading its own outputs of other points can."""
+    import numba
+    here = int(numba.config.NUMBA_NUM_THREADS)
+    other = 2 if here != 2 else 1
+    cases, results, errors = kc.run_all_cpu(ALL)
+    child = kc.run_in_subprocess(cases, tmp_path, "cpu", env={"NUMBA_NUM_THREADS": other,
+                                                             "NUMBA_ENABLE_CUDASIM": None, "NUMBA_DISABLE_JIT": None})
+    assert child["rc"] == 0, child["log"]
+    assert child["info"]["num_threads"] == other and not child["info"]["enable_cudasim"]
+    failures = [m for k in ALL if k.name not in errors and (m := kc.bitwise_mismatch(k, results[k.name], child))]
+    assert not failures, f"{here} vs {other} threads:\n" + "\n".join(failures)
+    assert len(results) >= len(WITH_REF)
