@@ -1,0 +1,777 @@
+"""Tangent-linear and adjoint kernels of :mod:`ocean_core.kernels.eke`.
+
+Conventions as in :mod:`adjoint.kernels.momentum`: adjoints are in gather form (the thread
+of point p, or of column (j, i), writes only its own ``b_*`` entries, with ``+=``); small
+partial-derivative functions with many call sites are ``helper`` functions; the tangents
+of the linear kernels (velocity_on_wgrid, w_wgrid_continuity, eke_advection) reuse the
+forward bodies.
+
+Non-smooth operations: the derivative of the branch the forward code takes
+--------------------------------------------------------------------------
+Numba, like Python, evaluates ``max(a, b)`` as ``b if b > a else a`` and ``min(a, b)`` as
+``b if b < a else a``: on a tie the *first* argument is returned, and the derivative is
+that of the argument returned.  Hence:
+
+* ``sqrt(max(0, x))`` (sqrteke from eke, the N^2 terms of C_rossby): ``0.5/sqrt(x)`` for
+  ``x > 0`` and **0 for x <= 0** (at x = 0 the max returns its first argument, the constant
+  0).  EKE starts at exactly 0 in the ACC run and is 0 on land: the exact derivative is 0
+  there and unbounded just above 0.
+* ``L_rhines = sqrt(sqrteke / beta')``: ``0.5/(L_rhines beta')`` per unit sqrteke where
+  sqrteke > 0, 0 where sqrteke = 0 (it is a fourth root of eke).  Primes mark the 1e-16
+  floors ``max(beta, 1e-16)``, ``max(|f|, 1e-16)``, ``max(2 beta, 1e-16)``: passive.
+* ``L_rossby = min(C/|f|', sqrt(C/(2 beta)'))``: tie -> ``C/|f|'``.  The sqrt branch is taken
+  only where it is strictly smaller, i.e. ``C > |f|'^2/(2 beta)' > 0``: its slope is finite.
+* ``eke_len = max(lmin, min(cross L_rossby, crhin L_rhines))``: tie of the min -> the
+  L_rossby branch, tie of the max -> lmin (slope 0).
+* ``K_gm = min(k_max, c_k eke_len sqrteke)`` and the lateral diffusivity
+  ``0.5 max(500, K_i + K_{i+1})``: ties -> the constant (slope 0).
+* superbee (``superbee_flux``): ``where(vel > 0, rjm, rjp)`` is frozen (no derivative with
+  respect to vel; vel = 0 takes rjp); the guard ``|rj| < 1e-20 -> 1e-20`` gives a constant
+  denominator (derivative 0, also with respect to rj); the limiter
+  ``max(clip(2r, 0, 1), clip(r, 0, 2))`` has slope 2 on [0, 1/2], 0 on (1/2, 1], 1 on (1, 2]
+  and 0 elsewhere (ties by the rule above: r = 0 and 1/2 -> 2, r = 1 -> 0, r = 2 -> 1);
+  ``|velc|`` and ``|velc dt/dx|`` have the derivative sign(.) with **sign(0) = 0**, the central
+  difference of |v| at 0.
+
+Regularised square root (option ``opt_sqrt_eps``, a model scalar, default 0 = exact)
+-----------------------------------------------------------------------------------
+With ``opt_sqrt_eps = eps > 0`` the derivative of ``sqrt(max(0, x))`` becomes
+``0.5/sqrt(x + eps^2)`` for ``x >= 0`` (still 0 for x < 0): a finite slope at and near 0
+instead of the singular one.  It applies to sqrteke (x = eke, eps in m/s), to the C_rossby
+terms (x = N^2, the same number eps read in 1/s) and to L_rhines, whose 1/sqrt factor uses
+the regularised ``sqrteke_eps = sqrt(max(eke, 0) + eps^2)``:
+``dL_rhines/dsqrteke = 0.5/(sqrt(sqrteke_eps/beta') beta')``, so that dL_rhines/deke is the
+derivative of ``sqrt(sqrt(eke + eps^2)/beta')``, finite at eke = 0.  Only the slopes change,
+never the linearisation point.  This is an **approximate** tangent/adjoint, meant to tame
+the 1/sqrt blow-up near eke = 0 in long adjoint runs: it is not the derivative of the
+forward code, and finite-difference checks fail by construction near 0 (relative error
+about eps^2/(2x) for x >> eps^2).  Tangent and adjoint remain exact transposes of each
+other (the dot-product test holds for any eps).
+"""
+
+import math
+
+from ocean_core import constants as C
+from ocean_core.kernels import eke as F
+from ocean_core.kernels.eke import eke_cint, eke_vcoeffs
+from ocean_core.kernels.framework import helper
+from ocean_core.kernels.momentum import in_interior
+
+from .pairing import adjoint_of, tangent_of
+
+# forward bodies reused by the tangents of linear kernels
+_velocity_on_wgrid = F.velocity_on_wgrid.body
+_w_wgrid_continuity = F.w_wgrid_continuity.body
+_eke_advection = F.eke_advection.body
+
+#: Adams-Bashforth weights of eke_update
+_AB_NOW = 1.5 + C.AB_EPS
+_AB_OLD = 0.5 + C.AB_EPS
+
+
+@helper
+def _sign(x):
+    """Derivative of |x|: sign(x), with sign(0) = 0 (branch-free)."""
+    return (1.0 if x > 0.0 else 0.0) - (1.0 if x < 0.0 else 0.0)
+
+
+# ===========================================================================
+# diffusivities (column)
+# ===========================================================================
+
+@helper
+def _dsqrt(x, s, eps):
+    """Slope of ``s = sqrt(max(0, x))``: exact (eps = 0) or regularised (eps > 0)."""
+    if eps > 0.0:
+        if x >= 0.0:
+            return 0.5 / math.sqrt(x + eps * eps)
+        return 0.0
+    if x > 0.0:
+        return 0.5 / s
+    return 0.0
+
+
+@helper
+def _rossby(cr, f, beta):
+    """``L_rossby`` (as the forward evaluates it) and ``dL_rossby/dC`` at Coriolis parameter f."""
+    fa = max(abs(f), 1e-16)
+    b2 = max(2 * beta, 1e-16)
+    t1 = cr / fa
+    t2 = math.sqrt(cr / b2)
+    if t2 < t1:  # min(t1, t2) returns t2; here t2 > 0
+        return t2, 0.5 / (t2 * b2)
+    return t1, 1.0 / fa
+
+
+@helper
+def _level_jacobian(e, lr, bb, eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max, eps):
+    """Jacobian of (sqrteke, L_rhines, eke_len, K_gm) at one level w.r.t. (eke, L_rossby).
+
+    Returns ``(se_e, lrh_e, el_e, el_l, k_e, k_l)`` with ``x_e = dx/deke``, ``x_l = dx/dL_rossby``
+    (sqrteke and L_rhines do not depend on L_rossby)."""
+    se = math.sqrt(max(0.0, e))
+    lrh = math.sqrt(se / bb)
+    se_e = _dsqrt(e, se, eps)
+    # dL_rhines/dsqrteke (regularised: the 1/sqrt uses sqrt(max(eke, 0) + eps^2))
+    if eps > 0.0:
+        r = 0.5 / (math.sqrt(math.sqrt(max(e, 0.0) + eps * eps) / bb) * bb) if e >= 0.0 else 0.0
+    else:
+        r = 0.5 / (lrh * bb) if se > 0.0 else 0.0
+    lrh_e = r * se_e
+    # m = min(cross lr, crhin lrh); el = max(lmin, m)
+    m_e = 0.0
+    m_l = eke_cross
+    m = eke_cross * lr
+    if eke_crhin * lrh < m:
+        m = eke_crhin * lrh
+        m_e = eke_crhin * lrh_e
+        m_l = 0.0
+    el = eke_lmin
+    el_e = 0.0
+    el_l = 0.0
+    if m > eke_lmin:
+        el = m
+        el_e = m_e
+        el_l = m_l
+    # K_gm = min(k_max, c_k el se)
+    k_e = 0.0
+    k_l = 0.0
+    if eke_c_k * el * se < eke_k_max:
+        k_e = eke_c_k * (el_e * se + el * se_e)
+        k_l = eke_c_k * el_l * se
+    return se_e, lrh_e, el_e, el_l, k_e, k_l
+
+
+@tangent_of(F.eke_diffusivities)
+def eke_diffusivities_tl(i, j, d_L_rossby, d_sqrteke, d_L_rhines, d_eke_len, d_K_gm, d_eke, d_Nsqr, eke, Nsqr,
+                         coriolis_t, beta, maskW, dzw, eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max,
+                         opt_sqrt_eps):
+    """Tangent of the EKE diffusivities:
+    ``dC = sum_k s'(N^2_k) dN^2_k dzw_k maskW_k / pi``, ``dL_rossby = L_rossby'(C) dC`` and, per
+    level, the chain rule through sqrteke, L_rhines, eke_len, K_gm along the branches taken
+    (s' = slope of sqrt(max(0, .)), exact or regularised by ``opt_sqrt_eps``)."""
+    nz = eke.shape[0]
+    cr = 0.0
+    dcr = 0.0
+    for k in range(nz):
+        # same expression as the forward, so that the branches agree
+        sn = math.sqrt(max(0.0, Nsqr[k, j, i]))
+        cr += sn * dzw[k] * maskW[k, j, i] / C.PI
+        dcr += _dsqrt(Nsqr[k, j, i], sn, opt_sqrt_eps) * d_Nsqr[k, j, i] * dzw[k] * maskW[k, j, i] / C.PI
+    lr, lr_c = _rossby(cr, coriolis_t[j, i], beta[j, i])
+    dlr = lr_c * dcr
+    d_L_rossby[j, i] = dlr
+    bb = max(beta[j, i], 1e-16)
+    for k in range(nz):
+        se_e, lrh_e, el_e, el_l, k_e, k_l = _level_jacobian(eke[k, j, i], lr, bb, eke_lmin, eke_cross, eke_crhin,
+                                                            eke_c_k, eke_k_max, opt_sqrt_eps)
+        de = d_eke[k, j, i]
+        d_sqrteke[k, j, i] = se_e * de
+        d_L_rhines[k, j, i] = lrh_e * de
+        d_eke_len[k, j, i] = el_e * de + el_l * dlr
+        d_K_gm[k, j, i] = k_e * de + k_l * dlr
+
+
+@adjoint_of(F.eke_diffusivities)
+def eke_diffusivities_ad(i, j, b_eke, b_Nsqr, b_L_rossby, b_sqrteke, b_L_rhines, b_eke_len, b_K_gm, eke, Nsqr,
+                         coriolis_t, beta, maskW, dzw, eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max,
+                         opt_sqrt_eps):
+    """Adjoint of the EKE diffusivities (column-local): per level
+    ``b_eke += J_e^T (b_sqrteke, b_L_rhines, b_eke_len, b_K_gm)``, the L_rossby adjoint
+    ``b_L = b_L_rossby + sum_k J_l^T (b_eke_len, b_K_gm)_k`` and
+    ``b_N^2_k += s'(N^2_k) dzw_k maskW_k / pi * L_rossby'(C) b_L``."""
+    nz = eke.shape[0]
+    cr = 0.0
+    for k in range(nz):
+        cr += math.sqrt(max(0.0, Nsqr[k, j, i])) * dzw[k] * maskW[k, j, i] / C.PI
+    lr, lr_c = _rossby(cr, coriolis_t[j, i], beta[j, i])
+    bb = max(beta[j, i], 1e-16)
+    blr = b_L_rossby[j, i]
+    for k in range(nz):
+        se_e, lrh_e, el_e, el_l, k_e, k_l = _level_jacobian(eke[k, j, i], lr, bb, eke_lmin, eke_cross, eke_crhin,
+                                                            eke_c_k, eke_k_max, opt_sqrt_eps)
+        bel = b_eke_len[k, j, i]
+        bk = b_K_gm[k, j, i]
+        b_eke[k, j, i] += se_e * b_sqrteke[k, j, i] + lrh_e * b_L_rhines[k, j, i] + el_e * bel + k_e * bk
+        blr += el_l * bel + k_l * bk
+    bcr = lr_c * blr
+    for k in range(nz):
+        sn = math.sqrt(max(0.0, Nsqr[k, j, i]))
+        b_Nsqr[k, j, i] += _dsqrt(Nsqr[k, j, i], sn, opt_sqrt_eps) * dzw[k] * maskW[k, j, i] / C.PI * bcr
+
+
+# ===========================================================================
+# velocities on the W grid (column, linear)
+# ===========================================================================
+
+@tangent_of(F.velocity_on_wgrid)
+def velocity_on_wgrid_tl(i, j, d_u_wgrid, d_v_wgrid, d_u, d_v, maskU, maskV, maskW, dzt, dzw):
+    """Tangent = the forward kernel applied to d_u, d_v (linear)."""
+    _velocity_on_wgrid(i, j, d_u_wgrid, d_v_wgrid, d_u, d_v, maskU, maskV, maskW, dzt, dzw)
+
+
+@helper
+def _wgrid_column_ad(j, i, jn, i_n, face, b_q, b_qw, m, maskW, dzt, dzw):
+    """Adjoint of one velocity component of velocity_on_wgrid in column (j, i).
+
+    Forward: ``raw_k = A_k q_{k+1} + B_k q_k`` (+ B_0 q_0 at k = 0), and on faces
+    (``face``, neighbour column (jn, i_n)) ``q_w[k] = c_k (raw_k + g_k raw_{k-1})`` with
+    ``M_k = maskW maskW_n``, ``c_k = M_k`` (k < nz-1, else 1), ``g_k = dzw_{k-1}/dzw_k (1 - M_{k-1})``;
+    else ``q_w[k] = raw_k``.  Accumulates ``b_q[:, j, i]``."""
+    nz = b_q.shape[0]
+    braw_prev = 0.0
+    for k in range(nz):
+        # adjoint of raw_k: from q_w[k] and from q_w[k+1] (moved-up bottom velocity)
+        if face:
+            ck = maskW[k, j, i] * maskW[k, jn, i_n] if k < nz - 1 else 1.0
+            braw = ck * b_qw[k, j, i]
+            if k + 1 < nz:
+                c1 = maskW[k + 1, j, i] * maskW[k + 1, jn, i_n] if k + 1 < nz - 1 else 1.0
+                g1 = dzw[k] / dzw[k + 1] * (1.0 - maskW[k, j, i] * maskW[k, jn, i_n])
+                braw += c1 * g1 * b_qw[k + 1, j, i]
+        else:
+            braw = b_qw[k, j, i]
+        # q_k enters raw_k (B_k, twice at k = 0) and raw_{k-1} (A_{k-1})
+        bk = m[k, j, i] * 0.5 * dzt[k] / dzw[k]
+        r = bk * braw
+        if k == 0:
+            r += bk * braw
+        else:
+            r += m[k, j, i] * 0.5 * dzt[k] / dzw[k - 1] * braw_prev
+        b_q[k, j, i] += r
+        braw_prev = braw
+
+
+@adjoint_of(F.velocity_on_wgrid)
+def velocity_on_wgrid_ad(i, j, b_u, b_v, b_u_wgrid, b_v_wgrid, maskU, maskV, maskW, dzt, dzw):
+    """Adjoint of velocity_on_wgrid: the W-grid velocities of column (j, i) read u, v of the
+    same column only, so the adjoint is column-local (see :func:`_wgrid_column_ad`)."""
+    NY = b_u.shape[1]
+    NX = b_u.shape[2]
+    _wgrid_column_ad(j, i, j, min(i + 1, NX - 1), i < NX - 1, b_u, b_u_wgrid, maskU, maskW, dzt, dzw)
+    _wgrid_column_ad(j, i, min(j + 1, NY - 1), i, j < NY - 1, b_v, b_v_wgrid, maskV, maskW, dzt, dzw)
+
+
+# ===========================================================================
+# vertical velocity on the W grid (column, linear)
+# ===========================================================================
+
+@tangent_of(F.w_wgrid_continuity)
+def w_wgrid_continuity_tl(i, j, d_w_wgrid, d_u_wgrid, d_v_wgrid, cost, cosu, dxt, dyt, dzw):
+    """Tangent = the forward kernel applied to d_u_wgrid, d_v_wgrid (linear)."""
+    _w_wgrid_continuity(i, j, d_w_wgrid, d_u_wgrid, d_v_wgrid, cost, cosu, dxt, dyt, dzw)
+
+
+@adjoint_of(F.w_wgrid_continuity)
+def w_wgrid_continuity_ad(i, j, b_u_wgrid, b_v_wgrid, b_w_wgrid, cost, cosu, dxt, dyt, dzw):
+    """Adjoint of the cumulative continuity sum ``w[k] = sum_{k' <= k} div_{k'}``: the adjoint of
+    ``div_k`` of column c is the suffix sum ``S_k(c) = sum_{k' >= k} b_w[k', c]``.  u_wgrid at (j, i)
+    is read by the columns (j, i) and (j, i+1), v_wgrid by (j, i) and (j+1, i)."""
+    nz, NY, NX = b_w_wgrid.shape
+    own = i >= 1 and j >= 1
+    east = i + 1 < NX and j >= 1
+    north = j + 1 < NY and i >= 1
+    # metric factors of the three columns (0 where the column does not read the point)
+    cu0 = 1.0 / (cost[j] * dxt[i]) if own else 0.0
+    cv0 = cosu[j] / (cost[j] * dyt[j]) if own else 0.0
+    cu1 = 1.0 / (cost[j] * dxt[i + 1]) if east else 0.0
+    cv2 = cosu[j] / (cost[j + 1] * dyt[j + 1]) if north else 0.0
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    for kk in range(nz):
+        k = nz - 1 - kk
+        if own:
+            s0 += b_w_wgrid[k, j, i]
+        if east:
+            s1 += b_w_wgrid[k, j, i + 1]
+        if north:
+            s2 += b_w_wgrid[k, j + 1, i]
+        b_u_wgrid[k, j, i] += dzw[k] * (cu1 * s1 - cu0 * s0)
+        b_v_wgrid[k, j, i] += dzw[k] * (cv2 * s2 - cv0 * s0)
+
+
+# ===========================================================================
+# implicit vertical step (tridiagonal per column)
+# ===========================================================================
+
+@tangent_of(F.eke_implicit)
+def eke_implicit_tl(i, j, d_eke_imp, scr_cp, d_eke, d_K_diss_h, d_sqrteke, d_eke_len, d_kappaM, eke, K_diss_h,
+                    sqrteke, eke_len, kappaM, maskW, kbot, dzt, dzw, dt_tracer, eke_c_eps, alpha_eke):
+    """Tangent of the implicit step ``A(kappaM, c_int) x = d``: ``A dx = dd - dA x`` with
+    ``dd = d_eke + dt d_K_diss_h`` and
+    ``(dA x)_k = ddelta_{k-1}/h_k (x_k - x_{k-1}) + ddelta_k/dzw_k (x_k - x_{k+1}) + dt dc_int_k x_k``,
+    ``ddelta_k = dt/dzt_{k+1} 0.5 (dkappaM_k + dkappaM_{k+1}) alpha`` (0 at the top), ``h_k = dzw_k``
+    (half at the top), ``dc_int = c_eps maskW (dsqrteke/eke_len - sqrteke deke_len/eke_len^2)``.
+    The primal x is solved first into ``d_eke_imp`` (the forward's Thomas algorithm, ``scr_cp``
+    scratch), then replaced by dx (same factors)."""
+    nz = d_eke.shape[0]
+    for k in range(nz):
+        d_eke_imp[k, j, i] = 0.0
+        scr_cp[k, j, i] = 0.0
+    if not in_interior(i, j, d_eke.shape[2], d_eke.shape[1]) or kbot[j, i] == 0:
+        return
+    k0 = kbot[j, i] - 1
+    # primal solve, as the forward kernel
+    for k in range(k0, nz):
+        ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
+        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+        d = eke[k, j, i] + dt_tracer * K_diss_h[k, j, i]
+        if k == k0:
+            den = b
+            scr_cp[k, j, i] = c / den
+            d_eke_imp[k, j, i] = d / den
+        else:
+            den = b - a * scr_cp[k - 1, j, i]
+            scr_cp[k, j, i] = c / den
+            d_eke_imp[k, j, i] = (d - a * d_eke_imp[k - 1, j, i]) / den
+    for kk in range(nz - 1 - k0):
+        k = nz - 2 - kk
+        d_eke_imp[k, j, i] = d_eke_imp[k, j, i] - scr_cp[k, j, i] * d_eke_imp[k + 1, j, i]
+    # tangent right-hand side and forward elimination, overwriting x_k once it is no longer needed
+    x_below = 0.0   # x_{k-1}
+    dd_below = 0.0  # ddelta_{k-1}
+    for k in range(k0, nz):
+        ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
+        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+        x = d_eke_imp[k, j, i]
+        el = eke_len[k, j, i]
+        dci = eke_c_eps * maskW[k, j, i] * (d_sqrteke[k, j, i] / el - sqrteke[k, j, i] * d_eke_len[k, j, i] / (el * el))
+        r = d_eke[k, j, i] + dt_tracer * d_K_diss_h[k, j, i] - dt_tracer * dci * x
+        dd = 0.0
+        if k < nz - 1:
+            dd = dt_tracer / dzt[k + 1] * 0.5 * (d_kappaM[k, j, i] + d_kappaM[k + 1, j, i]) * alpha_eke
+            r -= dd / dzw[k] * (x - d_eke_imp[k + 1, j, i])
+        if k > k0:
+            h = 0.5 * dzw[k] if k == nz - 1 else dzw[k]
+            r -= dd_below / h * (x - x_below)
+            d_eke_imp[k, j, i] = (r - a * d_eke_imp[k - 1, j, i]) / (b - a * scr_cp[k - 1, j, i])
+        else:
+            d_eke_imp[k, j, i] = r / b
+        x_below = x
+        dd_below = dd
+    for kk in range(nz - 1 - k0):
+        k = nz - 2 - kk
+        d_eke_imp[k, j, i] = d_eke_imp[k, j, i] - scr_cp[k, j, i] * d_eke_imp[k + 1, j, i]
+
+
+@adjoint_of(F.eke_implicit)
+def eke_implicit_ad(i, j, b_eke, b_K_diss_h, b_sqrteke, b_eke_len, b_kappaM, scr_cp, scr_dp, scr_y, b_eke_imp, eke,
+                    K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, dzt, dzw, dt_tracer, eke_c_eps, alpha_eke):
+    """Adjoint of the implicit step: solve ``A^T lam = b_eke_imp`` on the wet levels, then
+    ``b_eke += lam``, ``b_K_diss_h += dt lam`` and the coefficient sensitivities
+    ``b_a_k = -lam_k x_{k-1}``, ``b_b_k = -lam_k x_k``, ``b_c_k = -lam_k x_{k+1}`` (x the primal
+    solution), i.e. ``b_c_int_k = -dt lam_k x_k`` -> sqrteke, eke_len and
+    ``b_delta_k = (x_{k+1} - x_k)(lam_k/dzw_k - lam_{k+1}/h_{k+1})`` -> kappaM_k, kappaM_{k+1}.
+
+    With the LU factors of the forward Thomas algorithm, ``A = L U`` (L: pivots den_k and
+    sub-diagonal a_k; U: unit, super-diagonal cp_k = c_k/den_k): upward sweep ``cp`` (``scr_cp``),
+    the primal ``dp = L^-1 d`` (``scr_dp``) and ``y = U^-T b_eke_imp`` (``scr_y``); downward sweep
+    ``x = U^-1 dp``, ``lam = L^-T y`` and the sensitivities."""
+    nz = b_eke.shape[0]
+    if not in_interior(i, j, b_eke.shape[2], b_eke.shape[1]) or kbot[j, i] == 0:
+        return
+    k0 = kbot[j, i] - 1
+    for k in range(k0, nz):
+        ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
+        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+        d = eke[k, j, i] + dt_tracer * K_diss_h[k, j, i]
+        if k == k0:
+            den = b
+            scr_dp[k, j, i] = d / den
+            scr_y[k, j, i] = b_eke_imp[k, j, i]
+        else:
+            den = b - a * scr_cp[k - 1, j, i]
+            scr_dp[k, j, i] = (d - a * scr_dp[k - 1, j, i]) / den
+            scr_y[k, j, i] = b_eke_imp[k, j, i] - scr_cp[k - 1, j, i] * scr_y[k - 1, j, i]
+        scr_cp[k, j, i] = c / den
+    x_up = 0.0        # x_{k+1}
+    lam_up = 0.0      # lam_{k+1}
+    a_up = 0.0        # a_{k+1}
+    pend = 0.0        # kappaM_k share of b_delta_k, added at the next level down
+    for kk in range(nz - k0):
+        k = nz - 1 - kk
+        ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
+        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+        den = b if k == k0 else b - a * scr_cp[k - 1, j, i]
+        x = scr_dp[k, j, i] - scr_cp[k, j, i] * x_up
+        lam = (scr_y[k, j, i] - a_up * lam_up) / den
+        b_eke[k, j, i] += lam
+        b_K_diss_h[k, j, i] += dt_tracer * lam
+        # c_int = c_eps sqrteke / eke_len maskW on the diagonal (times dt)
+        bci = -dt_tracer * lam * x
+        el = eke_len[k, j, i]
+        b_sqrteke[k, j, i] += eke_c_eps * maskW[k, j, i] / el * bci
+        b_eke_len[k, j, i] -= eke_c_eps * sqrteke[k, j, i] * maskW[k, j, i] / (el * el) * bci
+        # delta_k (k < nz-1) enters rows k and k+1
+        if k < nz - 1:
+            h_up = 0.5 * dzw[k + 1] if k + 1 == nz - 1 else dzw[k + 1]
+            w = dt_tracer / dzt[k + 1] * 0.5 * alpha_eke * (x_up - x) * (lam / dzw[k] - lam_up / h_up)
+            b_kappaM[k + 1, j, i] += w + pend
+            pend = w
+        x_up = x
+        lam_up = lam
+        a_up = a
+    b_kappaM[k0, j, i] += pend
+
+
+# ===========================================================================
+# superbee advective fluxes
+# ===========================================================================
+
+@helper
+def _limiter(r):
+    """``superbee_limiter(r)`` and its slope, with the forward's min/max evaluation (branch-free):
+    ``a = min(max(2r, 0), 1)`` has slope 2 iff ``0 <= 2r <= 1``, ``b = min(max(r, 0), 2)`` slope 1 iff
+    ``0 <= r <= 2``, and ``max(a, b)`` returns b only if ``b > a``."""
+    t = 2.0 * r
+    a = min(max(t, 0.0), 1.0)
+    b = min(max(r, 0.0), 2.0)
+    ga = 2.0 if (t >= 0.0) & (t <= 1.0) else 0.0
+    gb = 1.0 if (r >= 0.0) & (r <= 2.0) else 0.0
+    if b > a:
+        return b, gb
+    return a, ga
+
+
+@helper
+def _sb_partials(vel, velc, qm1, q0, qp1, qp2, mm1, m0, mp1, cfl_len, dt):
+    """Partial derivatives of ``superbee_flux`` w.r.t. (qm1, q0, qp1, qp2, velc), branch-wise.
+
+    With ``G = (1 - cr) + cfl cr`` and ``den = rj`` (or the guard 1e-20): ``dF/dcr = -|velc| (cfl - 1) rj/2``,
+    ``dF/dup = dF/dcr lim'/den``, ``dF/drj = -|velc| G/2 - dF/dup up/den`` (the last term only when
+    ``|rj| >= 1e-20``), ``dF/dvelc = (q0 + qp1)/2 - sign(velc) G rj/2 - |velc| cr rj/2 sign(velc dt/dx) dt/dx``."""
+    rjp = (qp2 - qp1) * mp1
+    rj = (qp1 - q0) * m0
+    rjm = (q0 - qm1) * mm1
+    upwind = vel > 0.0
+    up = rjm if upwind else rjp
+    guard = abs(rj) < 1e-20
+    den = 1e-20 if guard else rj
+    ratio = up / den                  # as the forward: decides the limiter branch
+    cr, slope = _limiter(ratio)
+    cfl_fac = dt / cfl_len
+    cfl = abs(velc * cfl_fac)
+    avel = abs(velc)
+    # dF/dup = dF/dcr lim'/den; rj/den = 1 unless guarded (saves a division)
+    f_up = -avel * (cfl - 1.0) * slope * 0.5 * (rj * 1e20 if guard else 1.0)
+    f_rj = -avel * ((1.0 - cr) + cfl * cr) * 0.5 - (0.0 if guard else f_up * ratio)
+    f_rjm = f_up if upwind else 0.0
+    f_rjp = 0.0 if upwind else f_up
+    g_qm1 = -mm1 * f_rjm
+    g_q0 = 0.5 * velc - m0 * f_rj + mm1 * f_rjm
+    g_qp1 = 0.5 * velc + m0 * f_rj - mp1 * f_rjp
+    g_qp2 = mp1 * f_rjp
+    g_vc = (qp1 + q0) * 0.5 - (_sign(velc) * ((1.0 - cr) + cfl * cr)
+                               + avel * cr * _sign(velc * cfl_fac) * cfl_fac) * rj * 0.5
+    return g_qm1, g_q0, g_qp1, g_qp2, g_vc
+
+
+@helper
+def _sb_fup(velc, up, rj, cfl_len, dt):
+    """``dF/dup`` of ``superbee_flux`` alone (as in :func:`_sb_partials`): the partial of a face w.r.t. its
+    outer cell (q_{f-1} through rjm on upwind faces, q_{f+2} through rjp otherwise) is ``-+ mask dF/dup``."""
+    guard = abs(rj) < 1e-20
+    den = 1e-20 if guard else rj
+    cr, slope = _limiter(up / den)
+    cfl = abs(velc * (dt / cfl_len))
+    return -abs(velc) * (cfl - 1.0) * slope * 0.5 * (rj * 1e20 if guard else 1.0)
+
+
+# Face stencils, read in the bodies (array-taking helpers that are not inlined pay NRT
+# reference counting per call: the bodies load scalars and call the scalar helpers).
+# East face f of row (k, j): cells f-1..f+2, face masks maskW_f maskW_{f+1} of faces f-1..f+1,
+# velocity u_wgrid[k, j, f], CFL length cost_j dxt_f; north faces likewise with cosu_f v;
+# top face f: levels max(f-1, 0), f, f+1, min(f+2, nz-1), length dzw_f.
+
+@tangent_of(F.eke_fluxes)
+def eke_fluxes_tl(i, j, k, d_eke_fe, d_eke_fn, d_eke_ft, d_eke, d_u_wgrid, d_v_wgrid, d_w_wgrid, eke, u_wgrid,
+                  v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw, dt_tracer):
+    """Tangent of the superbee fluxes: ``dF = sum_s dF/dq_s dq_s + dF/dvel dvel`` over the 4 cells and the
+    velocity of each face (branch-wise partials, :func:`_sb_partials`); zero where the forward is zero."""
+    nz, NY, NX = eke.shape
+    q = eke
+    m = maskW
+    if i >= 1 and i < NX - 2 and j >= 2 and j < NY - 2:
+        vel = u_wgrid[k, j, i]
+        g0, g1, g2, g3, gv = _sb_partials(vel, vel, q[k, j, i - 1], q[k, j, i], q[k, j, i + 1], q[k, j, i + 2],
+                                          m[k, j, i - 1] * m[k, j, i], m[k, j, i] * m[k, j, i + 1],
+                                          m[k, j, i + 1] * m[k, j, i + 2], cost[j] * dxt[i], dt_tracer)
+        d_eke_fe[k, j, i] = (g0 * d_eke[k, j, i - 1] + g1 * d_eke[k, j, i] + g2 * d_eke[k, j, i + 1]
+                             + g3 * d_eke[k, j, i + 2] + gv * d_u_wgrid[k, j, i])
+    else:
+        d_eke_fe[k, j, i] = 0.0
+    if i >= 2 and i < NX - 2 and j >= 1 and j < NY - 2:
+        vel = v_wgrid[k, j, i]
+        g0, g1, g2, g3, gv = _sb_partials(vel, cosu[j] * vel, q[k, j - 1, i], q[k, j, i], q[k, j + 1, i],
+                                          q[k, j + 2, i], m[k, j - 1, i] * m[k, j, i], m[k, j, i] * m[k, j + 1, i],
+                                          m[k, j + 1, i] * m[k, j + 2, i], cost[j] * dyt[j], dt_tracer)
+        d_eke_fn[k, j, i] = (g0 * d_eke[k, j - 1, i] + g1 * d_eke[k, j, i] + g2 * d_eke[k, j + 1, i]
+                             + g3 * d_eke[k, j + 2, i] + gv * cosu[j] * d_v_wgrid[k, j, i])
+    else:
+        d_eke_fn[k, j, i] = 0.0
+    if in_interior(i, j, NX, NY) and k < nz - 1:
+        km = k - 1 if k > 0 else 0
+        kp2 = k + 2 if k + 2 < nz else nz - 1
+        mp1 = m[k + 2, j, i] * m[k + 1, j, i] if k + 2 < nz else 0.0
+        vel = w_wgrid[k, j, i]
+        g0, g1, g2, g3, gv = _sb_partials(vel, vel, q[km, j, i], q[k, j, i], q[k + 1, j, i], q[kp2, j, i],
+                                          m[km + 1, j, i] * m[km, j, i], m[k + 1, j, i] * m[k, j, i], mp1,
+                                          dzw[k], dt_tracer)
+        d_eke_ft[k, j, i] = (g0 * d_eke[km, j, i] + g1 * d_eke[k, j, i] + g2 * d_eke[k + 1, j, i]
+                             + g3 * d_eke[kp2, j, i] + gv * d_w_wgrid[k, j, i])
+    else:
+        d_eke_ft[k, j, i] = 0.0
+
+
+@adjoint_of(F.eke_fluxes)
+def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_eke_fn, b_eke_ft, eke, u_wgrid,
+                  v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw, dt_tracer):
+    """Adjoint of the superbee fluxes, gathered over the faces whose stencil includes p = (k, j, i):
+    east faces f = i+1, i, i-1, i-2 (p is their cell f-1, f, f+1, f+2), north faces likewise in j,
+    top faces f = k-2..k+1 (edge-padded stencil: a level can fill two slots of one face).
+    The velocity at p is read only by the face of the same index.  For the outer cells of a face only the
+    limiter-ratio partial is needed (:func:`_sb_fup`), and only on the faces whose upwind choice reads p
+    (cell f-1: vel > 0; cell f+2: vel <= 0)."""
+    nz, NY, NX = eke.shape
+    q = eke
+    m = maskW
+    be = 0.0
+    # --- east faces 1 <= f < NX-2 of rows 2 <= j < NY-2 ---
+    if j >= 2 and j < NY - 2:
+        f = i + 1  # p = q_{f-1}: only through rjm, on upwind faces
+        if f >= 1 and f < NX - 2:
+            vel = u_wgrid[k, j, f]
+            bf = b_eke_fe[k, j, f]
+            if vel > 0.0 and bf != 0.0:
+                mm1 = m[k, j, f - 1] * m[k, j, f]
+                be -= mm1 * bf * _sb_fup(vel, (q[k, j, f] - q[k, j, f - 1]) * mm1,
+                                         (q[k, j, f + 1] - q[k, j, f]) * (m[k, j, f] * m[k, j, f + 1]),
+                                         cost[j] * dxt[f], dt_tracer)
+        for f in range(max(i - 1, 1), min(i, NX - 3) + 1):  # p = q_f (f = i) or q_{f+1} (f = i-1)
+            vel = u_wgrid[k, j, f]
+            bf = b_eke_fe[k, j, f]
+            g0, g1, g2, g3, gv = _sb_partials(vel, vel, q[k, j, f - 1], q[k, j, f], q[k, j, f + 1], q[k, j, f + 2],
+                                              m[k, j, f - 1] * m[k, j, f], m[k, j, f] * m[k, j, f + 1],
+                                              m[k, j, f + 1] * m[k, j, f + 2], cost[j] * dxt[f], dt_tracer)
+            if f == i:
+                be += g1 * bf
+                b_u_wgrid[k, j, i] += gv * bf
+            else:
+                be += g2 * bf
+        f = i - 2  # p = q_{f+2}: only through rjp, on faces with vel <= 0
+        if f >= 1 and f < NX - 2:
+            vel = u_wgrid[k, j, f]
+            bf = b_eke_fe[k, j, f]
+            if not vel > 0.0 and bf != 0.0:
+                mp1 = m[k, j, f + 1] * m[k, j, f + 2]
+                be += mp1 * bf * _sb_fup(vel, (q[k, j, f + 2] - q[k, j, f + 1]) * mp1,
+                                         (q[k, j, f + 1] - q[k, j, f]) * (m[k, j, f] * m[k, j, f + 1]),
+                                         cost[j] * dxt[f], dt_tracer)
+    # --- north faces 1 <= f < NY-2 of columns 2 <= i < NX-2 (carried velocity cosu_f v) ---
+    if i >= 2 and i < NX - 2:
+        f = j + 1
+        if f >= 1 and f < NY - 2:
+            vel = v_wgrid[k, f, i]
+            bf = b_eke_fn[k, f, i]
+            if vel > 0.0 and bf != 0.0:
+                mm1 = m[k, f - 1, i] * m[k, f, i]
+                be -= mm1 * bf * _sb_fup(cosu[f] * vel, (q[k, f, i] - q[k, f - 1, i]) * mm1,
+                                         (q[k, f + 1, i] - q[k, f, i]) * (m[k, f, i] * m[k, f + 1, i]),
+                                         cost[f] * dyt[f], dt_tracer)
+        for f in range(max(j - 1, 1), min(j, NY - 3) + 1):
+            vel = v_wgrid[k, f, i]
+            bf = b_eke_fn[k, f, i]
+            g0, g1, g2, g3, gv = _sb_partials(vel, cosu[f] * vel, q[k, f - 1, i], q[k, f, i], q[k, f + 1, i],
+                                              q[k, f + 2, i], m[k, f - 1, i] * m[k, f, i], m[k, f, i] * m[k, f + 1, i],
+                                              m[k, f + 1, i] * m[k, f + 2, i], cost[f] * dyt[f], dt_tracer)
+            if f == j:
+                be += g1 * bf
+                b_v_wgrid[k, j, i] += gv * cosu[f] * bf
+            else:
+                be += g2 * bf
+        f = j - 2
+        if f >= 1 and f < NY - 2:
+            vel = v_wgrid[k, f, i]
+            bf = b_eke_fn[k, f, i]
+            if not vel > 0.0 and bf != 0.0:
+                mp1 = m[k, f + 1, i] * m[k, f + 2, i]
+                be += mp1 * bf * _sb_fup(cosu[f] * vel, (q[k, f + 2, i] - q[k, f + 1, i]) * mp1,
+                                         (q[k, f + 1, i] - q[k, f, i]) * (m[k, f, i] * m[k, f + 1, i]),
+                                         cost[f] * dyt[f], dt_tracer)
+    # --- top faces f < nz-1 of interior columns; edge-padded stencil: levels max(f-1,0), f, f+1, min(f+2,nz-1)
+    if in_interior(i, j, NX, NY):
+        f = k + 1  # p = level f-1 only (outer cell)
+        if f < nz - 1:
+            vel = w_wgrid[f, j, i]
+            bf = b_eke_ft[f, j, i]
+            if vel > 0.0 and bf != 0.0:
+                mm1 = m[f, j, i] * m[f - 1, j, i]
+                be -= mm1 * bf * _sb_fup(vel, (q[f, j, i] - q[f - 1, j, i]) * mm1,
+                                         (q[f + 1, j, i] - q[f, j, i]) * (m[f + 1, j, i] * m[f, j, i]), dzw[f],
+                                         dt_tracer)
+        for f in range(max(k - 1, 0), min(k, nz - 2) + 1):  # p = level f or f+1 (and a padded outer slot)
+            bf = b_eke_ft[f, j, i]
+            km = f - 1 if f > 0 else 0
+            kp2 = f + 2 if f + 2 < nz else nz - 1
+            mp1 = m[f + 2, j, i] * m[f + 1, j, i] if f + 2 < nz else 0.0
+            vel = w_wgrid[f, j, i]
+            g0, g1, g2, g3, gv = _sb_partials(vel, vel, q[km, j, i], q[f, j, i], q[f + 1, j, i], q[kp2, j, i],
+                                              m[km + 1, j, i] * m[km, j, i], m[f + 1, j, i] * m[f, j, i], mp1,
+                                              dzw[f], dt_tracer)
+            g = 0.0
+            if km == k:
+                g += g0
+            if f == k:
+                g += g1
+                b_w_wgrid[k, j, i] += gv * bf
+            if f + 1 == k:
+                g += g2
+            if kp2 == k:
+                g += g3
+            be += g * bf
+        f = k - 2  # p = level f+2 only (outer cell)
+        if f >= 0:
+            vel = w_wgrid[f, j, i]
+            bf = b_eke_ft[f, j, i]
+            if not vel > 0.0 and bf != 0.0:
+                mp1 = m[f + 2, j, i] * m[f + 1, j, i]
+                be += mp1 * bf * _sb_fup(vel, (q[f + 2, j, i] - q[f + 1, j, i]) * mp1,
+                                         (q[f + 1, j, i] - q[f, j, i]) * (m[f + 1, j, i] * m[f, j, i]), dzw[f],
+                                         dt_tracer)
+    b_eke[k, j, i] += be
+
+
+# ===========================================================================
+# advection tendency from the face fluxes (linear)
+# ===========================================================================
+
+@tangent_of(F.eke_advection)
+def eke_advection_tl(i, j, k, d_deke, d_eke_fe, d_eke_fn, d_eke_ft, maskW, cost, dxt, dyt, dzw):
+    """Tangent = the forward kernel applied to the tangent fluxes (linear)."""
+    _eke_advection(i, j, k, d_deke, d_eke_fe, d_eke_fn, d_eke_ft, maskW, cost, dxt, dyt, dzw)
+
+
+@adjoint_of(F.eke_advection)
+def eke_advection_ad(i, j, k, b_eke_fe, b_eke_fn, b_eke_ft, b_deke, maskW, cost, dxt, dyt, dzw):
+    """Adjoint of the flux divergence: fe[k, j, i] enters deke at (j, i) and (j, i+1), fn at (j, i) and
+    (j+1, i), ft[k] at levels k (``-1/dzw_k``) and k+1 (``+1/dzw_{k+1}``; half cells at the top level),
+    each only where deke is computed (the interior)."""
+    nz, NY, NX = b_deke.shape
+    bfe = 0.0
+    bfn = 0.0
+    bft = 0.0
+    if in_interior(i, j, NX, NY):
+        b = b_deke[k, j, i]
+        bfe -= maskW[k, j, i] / (cost[j] * dxt[i]) * b
+        bfn -= maskW[k, j, i] / (cost[j] * dyt[j]) * b
+        h = 0.5 * dzw[k] if (k == nz - 1 and k > 0) else dzw[k]
+        bft -= b / h
+        if k + 1 < nz:
+            h = 0.5 * dzw[k + 1] if k + 1 == nz - 1 else dzw[k + 1]
+            bft += b_deke[k + 1, j, i] / h
+    if i + 1 < NX and in_interior(i + 1, j, NX, NY):
+        bfe += maskW[k, j, i + 1] / (cost[j] * dxt[i + 1]) * b_deke[k, j, i + 1]
+    if j + 1 < NY and in_interior(i, j + 1, NX, NY):
+        bfn += maskW[k, j + 1, i] / (cost[j + 1] * dyt[j + 1]) * b_deke[k, j + 1, i]
+    b_eke_fe[k, j, i] += bfe
+    b_eke_fn[k, j, i] += bfn
+    b_eke_ft[k, j, i] += bft
+
+
+# ===========================================================================
+# lateral diffusion and the Adams-Bashforth step
+# ===========================================================================
+
+@helper
+def _diff_partials(K_l, K_r, e_l, e_r, w):
+    """Partials of the diffusive face flux ``0.5 max(500, K_l + K_r) (e_r - e_l) w``:
+    ``(g_e, g_K)`` with d/de_r = g_e = -d/de_l and d/dK_l = d/dK_r = g_K (0 unless the sum wins the max)."""
+    s = K_l + K_r
+    if s > 500.0:
+        return 0.5 * s * w, 0.5 * (e_r - e_l) * w
+    return 0.5 * 500.0 * w, 0.0
+
+
+@tangent_of(F.eke_update)
+def eke_update_tl(i, j, k, d_eke_new, d_eke_imp, d_eke, d_K_gm, d_deke_now, d_deke_old, eke, K_gm, maskU, maskV,
+                  maskW, cost, cosu, dxt, dxu, dyt, dyu, dt_tracer):
+    """Tangent of the EKE update: ``d fe_f = g_e (de_{f+1} - de_f) + g_K (dK_f + dK_{f+1})`` on every face
+    (:func:`_diff_partials`), then the forward's divergence and Adams-Bashforth combination."""
+    r = d_eke_imp[k, j, i]
+    if in_interior(i, j, eke.shape[2], eke.shape[1]):
+        e = eke
+        K = K_gm
+        ge, gk = _diff_partials(K[k, j, i], K[k, j, i + 1], e[k, j, i], e[k, j, i + 1],
+                                maskU[k, j, i] / (cost[j] * dxu[i]))
+        fe1 = ge * (d_eke[k, j, i + 1] - d_eke[k, j, i]) + gk * (d_K_gm[k, j, i] + d_K_gm[k, j, i + 1])
+        ge, gk = _diff_partials(K[k, j, i - 1], K[k, j, i], e[k, j, i - 1], e[k, j, i],
+                                maskU[k, j, i - 1] / (cost[j] * dxu[i - 1]))
+        fe0 = ge * (d_eke[k, j, i] - d_eke[k, j, i - 1]) + gk * (d_K_gm[k, j, i - 1] + d_K_gm[k, j, i])
+        ge, gk = _diff_partials(K[k, j, i], K[k, j + 1, i], e[k, j, i], e[k, j + 1, i],
+                                maskV[k, j, i] * cosu[j] / dyu[j])
+        fn1 = ge * (d_eke[k, j + 1, i] - d_eke[k, j, i]) + gk * (d_K_gm[k, j, i] + d_K_gm[k, j + 1, i])
+        ge, gk = _diff_partials(K[k, j - 1, i], K[k, j, i], e[k, j - 1, i], e[k, j, i],
+                                maskV[k, j - 1, i] * cosu[j - 1] / dyu[j - 1])
+        fn0 = ge * (d_eke[k, j, i] - d_eke[k, j - 1, i]) + gk * (d_K_gm[k, j - 1, i] + d_K_gm[k, j, i])
+        r = r + dt_tracer * maskW[k, j, i] * ((fe1 - fe0) / (cost[j] * dxt[i]) + (fn1 - fn0) / (cost[j] * dyt[j]))
+    d_eke_new[k, j, i] = r + dt_tracer * (_AB_NOW * d_deke_now[k, j, i] - _AB_OLD * d_deke_old[k, j, i])
+
+
+@adjoint_of(F.eke_update)
+def eke_update_ad(i, j, k, b_eke_imp, b_eke, b_K_gm, b_deke_now, b_deke_old, b_eke_new, eke, K_gm, maskU, maskV,
+                  maskW, cost, cosu, dxt, dxu, dyt, dyu, dt_tracer):
+    """Adjoint of the EKE update.  The adjoint of the flux at face f is formed from the two cells it
+    separates, ``b_fe_f = dt (c_f b_new_f - c_{f+1} b_new_{f+1})`` (c = maskW/(cost dxt), 0 outside the
+    interior); p gathers from its faces f = i (as cell f) and f = i-1 (as cell f+1), likewise in y."""
+    NY = eke.shape[1]
+    NX = eke.shape[2]
+    e = eke
+    K = K_gm
+    bn = b_eke_new[k, j, i]
+    b_eke_imp[k, j, i] += bn
+    b_deke_now[k, j, i] += dt_tracer * _AB_NOW * bn
+    b_deke_old[k, j, i] -= dt_tracer * _AB_OLD * bn
+    # divergence weights dt c of the cells p, p+-1 (0 outside the interior: no diffusion there)
+    row = j >= 2 and j < NY - 2
+    col = i >= 2 and i < NX - 2
+    cx = dt_tracer * maskW[k, j, i] / (cost[j] * dxt[i]) * bn if row and col else 0.0
+    cy = dt_tracer * maskW[k, j, i] / (cost[j] * dyt[j]) * bn if row and col else 0.0
+    be = 0.0
+    bk = 0.0
+    # east face i (p is its west cell) and face i-1 (p is its east cell)
+    if i + 1 < NX:
+        bf = cx
+        if row and i + 1 >= 2 and i + 1 < NX - 2:
+            bf -= dt_tracer * maskW[k, j, i + 1] / (cost[j] * dxt[i + 1]) * b_eke_new[k, j, i + 1]
+        ge, gk = _diff_partials(K[k, j, i], K[k, j, i + 1], e[k, j, i], e[k, j, i + 1],
+                                maskU[k, j, i] / (cost[j] * dxu[i]))
+        be -= ge * bf
+        bk += gk * bf
+    if i >= 1:
+        bf = -cx
+        if row and i - 1 >= 2 and i - 1 < NX - 2:
+            bf += dt_tracer * maskW[k, j, i - 1] / (cost[j] * dxt[i - 1]) * b_eke_new[k, j, i - 1]
+        ge, gk = _diff_partials(K[k, j, i - 1], K[k, j, i], e[k, j, i - 1], e[k, j, i],
+                                maskU[k, j, i - 1] / (cost[j] * dxu[i - 1]))
+        be += ge * bf
+        bk += gk * bf
+    # north face j and face j-1
+    if j + 1 < NY:
+        bf = cy
+        if col and j + 1 >= 2 and j + 1 < NY - 2:
+            bf -= dt_tracer * maskW[k, j + 1, i] / (cost[j + 1] * dyt[j + 1]) * b_eke_new[k, j + 1, i]
+        ge, gk = _diff_partials(K[k, j, i], K[k, j + 1, i], e[k, j, i], e[k, j + 1, i],
+                                maskV[k, j, i] * cosu[j] / dyu[j])
+        be -= ge * bf
+        bk += gk * bf
+    if j >= 1:
+        bf = -cy
+        if col and j - 1 >= 2 and j - 1 < NY - 2:
+            bf += dt_tracer * maskW[k, j - 1, i] / (cost[j - 1] * dyt[j - 1]) * b_eke_new[k, j - 1, i]
+        ge, gk = _diff_partials(K[k, j - 1, i], K[k, j, i], e[k, j - 1, i], e[k, j, i],
+                                maskV[k, j - 1, i] * cosu[j - 1] / dyu[j - 1])
+        be += ge * bf
+        bk += gk * bf
+    b_eke[k, j, i] += be
+    b_K_gm[k, j, i] += bk
