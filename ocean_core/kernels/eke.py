@@ -388,9 +388,10 @@ def _ref_eke_advection(eke_fe, eke_fn, eke_ft, maskW, cost, dxt, dyt, dzw):
     d[:, 2:-2, 2:-2] = maskW[:, 2:-2, 2:-2] * (
         -(fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) / (cost[None, 2:-2, None] * dxt[None, None, 2:-2])
         - (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (cost[None, 2:-2, None] * dyt[None, 2:-2, None]))
-    d[0] += -ft[0] / dzw[0]
-    d[1:-1] += -(ft[1:-1] - ft[:-2]) / dzw[1:-1, None, None]
-    d[-1] += -(ft[-1] - ft[-2]) / (0.5 * dzw[-1])
+    s = (slice(2, -2), slice(2, -2))
+    d[(0,) + s] += -ft[(0,) + s] / dzw[0]
+    d[(slice(1, -1),) + s] += -(ft[(slice(1, -1),) + s] - ft[(slice(None, -2),) + s]) / dzw[1:-1, None, None]
+    d[(-1,) + s] += -(ft[(-1,) + s] - ft[(-2,) + s]) / (0.5 * dzw[-1])
     return (d,)
 
 
