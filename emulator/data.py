@@ -399,33 +399,6 @@ class EmulatorData:
     def n_times(self):
         return self.states.shape[0]
 
-    def out_mask(self):
-        """Output wet mask ``(2P, 1, H, W)`` for the two predicted times."""
-        return np.concatenate([self.wet, self.wet])[:, None]
-
-    def model_input(self, prev_states, t_index):
-        """Network input ``(2P + 2F + S, B, H, W)`` for states at ``t-1, t``.
-
-        Parameters
-        ----------
-        prev_states : array (2P, B, H, W)
-            ``x_{t-1}`` and ``x_t`` (channel-major, time-major channels).
-        t_index : array of int (B,)
-            Index of ``x_{t-1}`` in the series, per batch member; the forcing
-            at ``t-1`` and ``t`` is taken from the data.
-        """
-        t_index = np.asarray(t_index)
-        f = np.concatenate([self.forcing[t_index], self.forcing[t_index + 1]], axis=1)  # (B, 2F, H, W)
-        B = len(t_index)
-        s = np.broadcast_to(self.static[:, None], (self.static.shape[0], B) + self.static.shape[1:])
-        return np.concatenate([prev_states, f.transpose(1, 0, 2, 3), s], axis=0)
-
-    def pair(self, t_index):
-        """States ``(x_t, x_{t+1})`` as channel-major ``(2P, B, H, W)`` for indices ``t_index``."""
-        t_index = np.asarray(t_index)
-        st = np.concatenate([self.states[t_index], self.states[t_index + 1]], axis=1)
-        return np.ascontiguousarray(st.transpose(1, 0, 2, 3))
-
 
 def prepare(ds, spec):
     """Normalise a data set with a given :class:`DataSpec` (see the module docstring)."""
