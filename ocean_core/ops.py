@@ -74,6 +74,15 @@ class Fields:
             return self.alloc(name)
         raise KeyError(f"unknown field {name!r}")
 
+    def __setitem__(self, name, value):
+        """In-place assignment into an existing (or lazily allocated) array: ``F[name] = value``
+        (also makes ``F[name] += x`` act in place)."""
+        a = self[name]
+        if isinstance(a, (int, float)):
+            self.scalars[name] = value
+        elif a is not value:
+            a[...] = value
+
     def set_scalar(self, name, value):
         self.scalars[name] = value
 

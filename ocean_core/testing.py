@@ -36,7 +36,8 @@ _MASK_OF = {"xt": {"yt": "maskT", "yu": "maskV"}, "xu": {"yt": "maskU", "yu": "m
 def tiny_grid(nx=6, ny=5, nz=4, seed=0, cyclic_x=True):
     """A small spherical grid (2 degree cells near 30S..) with random, partly shallow topography."""
     rng = np.random.default_rng(seed)
-    dzt = np.sort(rng.uniform(20.0, 300.0, nz))[::-1].copy()
+    # smoothly thinning layers towards the surface (bottom first), as real grids; keeps dzw > 0
+    dzt = np.linspace(250.0, 30.0, nz) * (1.0 + 0.05 * rng.uniform(-1, 1, nz))
 
     def kbot(x, y):
         k = rng.integers(1, min(nz, 3) + 1, size=x.shape).astype(np.int32)
@@ -44,7 +45,9 @@ def tiny_grid(nx=6, ny=5, nz=4, seed=0, cyclic_x=True):
         k[land] = 0
         return k
 
-    return Grid(np.full(nx, 2.0), np.full(ny, 2.0), dzt, 0.0, -35.0, kbot, cyclic_x=cyclic_x, coord_degree=True)
+    g = Grid(np.full(nx, 2.0), np.full(ny, 2.0), dzt, 0.0, -35.0, kbot, cyclic_x=cyclic_x, coord_degree=True)
+    assert np.all(g.dzw > 0), "test grid with non-positive dzw"
+    return g
 
 
 def _field(name, grid, rng, nisle):
