@@ -36,8 +36,9 @@ _MASK_OF = {"xt": {"yt": "maskT", "yu": "maskV"}, "xu": {"yt": "maskU", "yu": "m
 def tiny_grid(nx=6, ny=5, nz=4, seed=0, cyclic_x=True):
     """A small spherical grid (2 degree cells near 30S..) with random, partly shallow topography."""
     rng = np.random.default_rng(seed)
-    # smoothly thinning layers towards the surface (bottom first), as real grids; keeps dzw > 0
-    dzt = np.linspace(250.0, 30.0, nz) * (1.0 + 0.05 * rng.uniform(-1, 1, nz))
+    # slowly thinning layers towards the surface (bottom first); Veros's grid generator needs a
+    # smooth profile for positive dzw
+    dzt = np.linspace(120.0, 80.0, nz) * (1.0 + 0.03 * rng.uniform(-1, 1, nz))
 
     def kbot(x, y):
         k = rng.integers(1, min(nz, 3) + 1, size=x.shape).astype(np.int32)
