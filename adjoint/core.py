@@ -109,9 +109,15 @@ class Trajectory:
 # copy the nearest row for parameter fields and are land (zero) for the state
 # ---------------------------------------------------------------------------
 
+def _spatial(name):
+    return VARIABLES[name].dims[-1][0] == "x"
+
+
 def _embed(model, name, interior, yedge):
     g = model.grid
     dims = VARIABLES[name].dims
+    if not _spatial(name):
+        return np.array(interior, dtype=np.float64)
     full = np.zeros(tuple(g.NX if d[0] == "x" else g.NY if d[0] == "y" else g.nz for d in dims))
     full[..., 2:-2, 2:-2] = interior
     if g.cyclic_x:
@@ -126,6 +132,8 @@ def _embed(model, name, interior, yedge):
 def _fold(model, name, full, yedge):
     """Adjoint of :func:`_embed`: the interior gradient."""
     g = model.grid
+    if not _spatial(name):
+        return np.array(full, dtype=np.float64)
     b = np.array(full, dtype=np.float64, copy=True)
     if yedge:
         b[..., 2, :] += b[..., 0, :] + b[..., 1, :]
@@ -191,7 +199,7 @@ def get_control(model, name):
     a = model.backend.to_numpy(a)
     if kind == "sum":
         return float(a.flat[0])
-    return a[..., 2:-2, 2:-2].copy() if a.ndim >= 2 else a.copy()
+    return a[..., 2:-2, 2:-2].copy() if _spatial(_var_of(target)) else a.copy()
 
 
 # ---------------------------------------------------------------------------
@@ -400,8 +408,7 @@ def gradient(model, loss, controls, steps, sqrt_eps=0.0, trajectory=None):
             kind, _ = CONTROLS[c]
             target = _field_target(model, c)
             if kind == "state":
-                out[c] = _fold(model, _var_of(target), be.to_numpy(A[target]), False) \
-                    if VARIABLES[_var_of(target)].dims[-1][0] == "x" else be.to_numpy(A[target]).copy()
+                out[c] = _fold(model, _var_of(target), be.to_numpy(A[target]), False)
             elif kind == "field":
                 out[c] = _fold(model, target, be.to_numpy(A[target]), True)
             elif kind == "sum":

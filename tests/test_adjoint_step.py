@@ -86,34 +86,52 @@ def _random_direction(model, controls, rng):
 class Linear(adjoint.losses.Loss):
     """J = sum_f <w_f, X_f(N)>: a linear functional of the final state (for dot-product tests)."""
 
-    fields = ("u", "v", "w", "temp", "salt", "eke", "psi_full")
-
     def __init__(self, weights):
         self.w = weights
+        self.fields = tuple(weights)
 
     def value(self, fields, n):
         return float(sum(np.vdot(self.w[f], fields[f]) for f in self.fields))
 
     def gradient(self, fields, n):
-        return {f: self.w[f] for f in self.fields}
+        return dict(self.w)
+
+
+DOT_FIELDS = ("u", "v", "w", "temp", "salt", "eke", "psi")
 
 
 @pytest.mark.parametrize("steps", [1, 10])
 def test_full_step_dot_product(spun_up, steps):
+    """<TLM dx, W TLM dx> = <dx, ADJ (W TLM dx)> for a random dx in every control.
+
+    dy = W TLM dx with W = 1 / mean((TLM dx)_f^2) per field (the NEMOTAM form of the test):
+    the left side is then a sum of positive terms of equal size, so the relative difference
+    measures the adjoint and not cancellation in a random inner product (with a random dy,
+    fields whose exact tangent vanishes -- e.g. psi's response to a temperature perturbation
+    over a flat bottom -- contribute pure round-off with large weights)."""
     m = spun_up
     rng = np.random.default_rng(42 + steps)
     controls = STATE_CONTROLS + PARAM_CONTROLS
     dx = _random_direction(m, controls, rng)
-    snap = m.snapshot(("u", "v", "w", "temp", "salt", "eke"), include_static=False)
-    w = {f: rng.standard_normal(snap[f].shape) for f in ("u", "v", "w", "temp", "salt", "eke")}
-    w["psi_full"] = rng.standard_normal(m.grid.shape2)
-    loss = Linear(w)
-    J, tl = adjoint.jvp(m, dx, steps, loss=loss)
-    g = adjoint.gradient(m, loss, controls, steps)
-    ad = sum(float(np.vdot(dx[c], g[c])) if np.ndim(dx[c]) else dx[c] * g[c] for c in controls)
-    rel = relative_difference(tl, ad)
-    assert abs(g.value - J) <= 1e-12 * abs(J)
-    assert rel <= 1e-12, f"{steps} steps: <TLM dx, dy> = {tl!r}, <dx, ADJ dy> = {ad!r}, rel {rel:.2e}"
+    tl = adjoint.jvp(m, dx, steps, return_state=True)
+    w = {f: tl[f] / np.mean(tl[f] ** 2) for f in DOT_FIELDS}
+    lhs = sum(float(np.vdot(w[f], tl[f])) for f in DOT_FIELDS)
+    g = adjoint.gradient(m, Linear(w), controls, steps)
+    rhs = sum(float(np.vdot(dx[c], g[c])) if np.ndim(dx[c]) else dx[c] * g[c] for c in controls)
+    rel = relative_difference(lhs, rhs)
+    assert rel <= 1e-12, f"{steps} steps: <TLM dx, dy> = {lhs!r}, <dx, ADJ dy> = {rhs!r}, rel {rel:.2e}"
+
+
+def test_gradient_value_and_restore(spun_up):
+    """gradient() returns the loss of the forward sweep and leaves the model unchanged."""
+    m = spun_up
+    u0 = m.get("u").copy()
+    itt = m.itt
+    loss = adjoint.losses.FieldMSE("u", target=0.0, at_step=3)
+    g = adjoint.gradient(m, loss, ["A_h"], 3)
+    assert m.itt == itt and np.array_equal(m.get("u"), u0)
+    from adjoint.gradcheck import _loss_value
+    assert g.value == pytest.approx(_loss_value(m, loss, 3), rel=1e-14)
 
 
 def _fd_sweep(model, loss, control, direction, steps, eps):
@@ -162,8 +180,6 @@ def test_tangent_fd_adjoint(control, steps):
     err = np.abs(1 - fd / tl)
     assert err.min() <= 1e-6, f"best |1 - FD/TLM| = {err.min():.2e}; sweep {err}"
     # Taylor remainders: slope 1 for |J(x+hd)-J(x)|, >= 1.9 for |J(x+hd)-J(x)-h dJ.d|
-    h0 = float(eps[0]) * 10
-    hs = h0 / 2.0 ** np.arange(6)
     base_c = core.get_control(m, control)
 
     def J(h):
@@ -173,8 +189,16 @@ def test_tangent_fd_adjoint(control, steps):
         finally:
             core.set_control(m, control, base_c)
 
+    # start where the first-order term dominates the remainder by ~10x: estimate the
+    # curvature c2 = R1(h)/h^2 at a large step and take h0 = 0.1 |dJ.d| / c2
+    h = float(eps[0]) * 10
+    c2 = abs(J(h) - J0 - h * tl) / h ** 2
+    h0 = min(h, 0.1 * abs(tl) / c2) if c2 > 0 else h
+    # 8 halvings: at the larger steps of long runs a cell may cross the convective switch
+    # (a discontinuity of the forward map), so require 4 consecutive slopes >= 1.9
+    hs = h0 / 2.0 ** np.arange(9)
     r0, r1, s0, s1 = taylor_slopes(J, J0, tl, hs)
-    assert np.all(np.abs(s0 - 1) <= 0.1), f"first-order slopes {s0}"
+    assert np.all(np.abs(s0[-4:] - 1) <= 0.1), f"first-order slopes {s0}"
     ok = s1 >= 1.9
     run = max((len(x) for x in "".join("1" if o else "0" for o in ok).split("0")), default=0)
     assert run >= 4, f"second-order slopes {s1} (remainders {r1})"
