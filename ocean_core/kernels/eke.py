@@ -224,6 +224,18 @@ def eke_implicit(i, j, eke_imp, scr_cp, eke, K_diss_h, sqrteke, eke_len, kappaM,
     if not in_interior(i, j, eke.shape[2], eke.shape[1]) or kbot[j, i] == 0:
         return
     k0 = kbot[j, i] - 1
+    # without vertical viscosity the matrix is diagonal and the Thomas sweep reduces exactly
+    # (bitwise) to x = d / b level by level
+    diffusive = False
+    for k in range(k0, nz):
+        if kappaM[k, j, i] != 0.0:
+            diffusive = True
+    if not diffusive:
+        for k in range(k0, nz):
+            ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
+            a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+            eke_imp[k, j, i] = (eke[k, j, i] + dt_tracer * K_diss_h[k, j, i]) / b
+        return
     for k in range(k0, nz):
         ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
         a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)

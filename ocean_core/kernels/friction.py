@@ -68,6 +68,17 @@ def vfric_delta_v(k, j, i, nz, kappaM, maskV, dzw, dt_mom):
     return dt_mom / dzw[k] * (0.5 * (kappaM[k, j, i] + kappaM[k, j + 1, i])) * maskV[k + 1, j, i] * maskV[k, j, i]
 
 
+@device
+def _no_viscosity(kappaM, k0, j0, i0, j1, i1):
+    """True when kappaM vanishes on both columns at every interface a solve would use.
+    The matrix is then the identity and the Thomas sweep returns u exactly, so the tendency
+    is exactly 0: skipping the solve is bitwise identical (and the common case, kappaM_0 = 0)."""
+    for k in range(k0, kappaM.shape[0] - 1):
+        if kappaM[k, j0, i0] != 0.0 or kappaM[k, j1, i1] != 0.0:
+            return False
+    return True
+
+
 def _ref_implicit_vert_friction(u, v, kappaM, maskU, maskV, kbot, dzt, dzw, dt_mom):
     nz, NY, NX = u.shape
     outs = []
@@ -125,7 +136,7 @@ def implicit_vert_friction(i, j, du_mix_v, dv_mix_v, scr_cp, u, v, kappaM, maskU
         return
     # ---- u column ----
     kss = max(kbot[j, i], kbot[j, i + 1])
-    if kss > 0:
+    if kss > 0 and not _no_viscosity(kappaM, kss - 1, j, i, j, i + 1):
         k0 = kss - 1
         # forward sweep: store d' in du_mix_v, c' in scr_cp
         for k in range(k0, nz):
@@ -146,7 +157,7 @@ def implicit_vert_friction(i, j, du_mix_v, dv_mix_v, scr_cp, u, v, kappaM, maskU
             du_mix_v[k, j, i] = (du_mix_v[k, j, i] - u[k, j, i]) / dt_mom
     # ---- v column ----
     kss = max(kbot[j, i], kbot[j + 1, i])
-    if kss > 0:
+    if kss > 0 and not _no_viscosity(kappaM, kss - 1, j, i, j + 1, i):
         k0 = kss - 1
         for k in range(k0, nz):
             a, b, c = vfric_coeffs(k, k0, nz, vfric_delta_v(k - 1, j, i, nz, kappaM, maskV, dzw, dt_mom),

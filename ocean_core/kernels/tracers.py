@@ -230,6 +230,16 @@ def vertical_mixing(i, j, temp_new, salt_new, scr_cp, temp_ab, salt_ab, kappaH, 
     if not in_interior(i, j, temp_ab.shape[2], temp_ab.shape[1]) or kbot[j, i] == 0:
         return
     k0 = kbot[j, i] - 1
+    # no mixing in the column (no convection, kappaH_0 = 0): the matrix is the identity and the
+    # Thomas sweep returns the right-hand side exactly, so only the surface flux is applied
+    mixing = False
+    for k in range(k0, nz - 1):
+        if kappaH[k, j, i] != 0.0:
+            mixing = True
+    if not mixing:
+        temp_new[nz - 1, j, i] = temp_ab[nz - 1, j, i] + dt_tracer * forc_temp_surface[j, i] / dzt[nz - 1]
+        salt_new[nz - 1, j, i] = salt_ab[nz - 1, j, i] + dt_tracer * forc_salt_surface[j, i] / dzt[nz - 1]
+        return
     for k in range(k0, nz):
         a, b, c = vmix_coeffs(k, k0, nz, kappaH, j, i, dzw, dzt, dt_tracer)
         dt_ = temp_ab[k, j, i]
