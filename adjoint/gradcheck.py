@@ -20,6 +20,9 @@ __all__ = ["gradcheck", "add_subparser", "main"]
 
 LOSSES = ("u", "v", "temp", "psi", "eke", "transport")
 
+#: perturbation scale of controls whose default value is 0 (typical magnitudes)
+ZERO_SCALE = {"kappaH_0": 1e-4, "kappaM_0": 1e-3, "kappaM_field": 1e-3}
+
 
 def make_loss(name, steps):
     """The loss used by the check: ``transport`` (ACC transport in Sv) or the mean square of a field."""
@@ -88,10 +91,11 @@ def gradcheck(model, loss, controls, steps, eps=1e-4, npoints=2, seed=0, out=sys
     for c in controls:
         val = core.get_control(model, c)
         scale = float(np.sqrt(np.mean(np.square(val)))) if np.ndim(val) else abs(float(val))
+        scale = scale or ZERO_SCALE.get(c, 1.0)
         for pt in _points(model, c, npoints, rng):
             if pt is None:
                 x0 = float(val)
-                h = eps * max(abs(x0), 1e-30)
+                h = eps * max(abs(x0), scale)
                 ad = float(g[c])
                 d = 1.0
             else:
