@@ -100,6 +100,9 @@ def _add_train(sub):
     q.add_argument("--stem", type=int, help="1x1 stem width (0: none)")
     q.add_argument("--expansion", type=int, default=2)
     q.add_argument("--norm", default="instance", choices=("instance", "batch"))
+    q.add_argument("--residual", action="store_true",
+                   help="predict increments of the input states (Samudra's pred_residuals); "
+                        "the output convolution starts at zero, i.e. as persistence")
     q.add_argument("--variables", type=_str_list, default=("temp", "salt", "u", "v", "eke", "psi"))
     q.add_argument("--forcing", type=_str_list, default=("surface_taux", "surface_tauy", "t_star"))
     q.add_argument("--eke-eps", type=_positive(float), default=1e-6)
@@ -225,7 +228,9 @@ def cmd_train(args):
     bk = get_backend(args.backend)
     net = UNet(cfg, backend=bk, dtype=np.dtype(args.dtype), seed=args.seed)
     net.check_grid(*spec.grid)
-    emu = Emulator(net, spec, data.wet, data.static)
+    emu = Emulator(net, spec, data.wet, data.static, residual=args.residual)
+    if args.residual and not args.resume:
+        emu.zero_head()
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                      rollout_steps=args.rollout_steps, lr=args.lr, lr_min=args.lr_min,
                      warmup_steps=args.warmup_steps, clip=args.clip, ema_decay=args.ema_decay,
@@ -235,7 +240,7 @@ def cmd_train(args):
                      val_every=args.val_every, val_max_samples=args.val_max_samples,
                      checkpoint_every=args.checkpoint_every)
     meta = {"data": os.path.abspath(args.data), "states_per_year": spy,
-            "n_params": net.num_parameters(), "backend": bk.name}
+            "n_params": net.num_parameters(), "backend": bk.name, "residual": args.residual}
     trainer = Trainer(emu, data, split, tc, out, meta=meta)
     if args.resume and not os.path.exists(ckpt):
         print(f"no checkpoint in {out!r}; starting from scratch", file=sys.stderr)

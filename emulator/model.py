@@ -4,6 +4,10 @@
 
     (x_{t-1}, x_t), (f_{t-1}, f_t) -> (x_{t+1}, x_{t+2}),
 
+either as the network output itself (Samudra 2) or, with ``residual=True``
+(Samudra's ``pred_residuals`` option), as an increment of the input pair:
+``(x_{t+1}, x_{t+2}) = (x_{t-1}, x_t) + net(...)``, both masked to the ocean,
+
 and saves/loads everything a rollout needs in one ``.npz`` file (weights,
 BatchNorm buffers, wet masks, static fields, the JSON of the network
 configuration and the :class:`~emulator.data.DataSpec`).
@@ -32,11 +36,14 @@ class Emulator:
         Wet masks of the prognostic channels.
     static : array (S, H, W)
         Static input channels.
+    residual : bool
+        Predict increments of the input states instead of the states.
     """
 
-    def __init__(self, unet: UNet, spec: DataSpec, wet, static):
+    def __init__(self, unet: UNet, spec: DataSpec, wet, static, residual=False):
         self.unet = unet
         self.spec = spec
+        self.residual = bool(residual)
         bk = unet.bk
         self.bk = bk
         self.xp = bk.xp
@@ -58,8 +65,27 @@ class Emulator:
 
     def step(self, x_prog, f_pair, train=False, store="none", update_stats=True):
         """One model call; returns ``(y (2P, B, H, W), tape)``."""
-        return self.unet.forward(self.inputs(x_prog, f_pair), self.out_mask, train=train,
-                                 store=store, update_stats=update_stats)
+        y, tape = self.unet.forward(self.inputs(x_prog, f_pair), self.out_mask, train=train,
+                                    store=store, update_stats=update_stats)
+        if self.residual:
+            y += x_prog * self.out_mask
+        return y, tape
+
+    def backward(self, dy, tape):
+        """Gradient of a step with respect to its prognostic input ``x_prog`` (2P, B, H, W).
+
+        Parameter gradients accumulate in the network; the forcing and static
+        inputs get none.
+        """
+        g = self.unet.backward(dy, tape)[:2 * self.n_prognostic]
+        if self.residual:
+            g = g + dy * self.out_mask
+        return g
+
+    def zero_head(self):
+        """Set the output convolution to zero, so that a residual emulator starts as persistence."""
+        for v in self.unet.head.params.values():
+            v[...] = 0
 
     # ------------------------------------------------------------------ #
     def save(self, path, params=None, meta=None):
@@ -79,7 +105,7 @@ class Emulator:
                 state[k] = self.bk.to_numpy(v)
         arrays = {f"param/{k}": v for k, v in state.items()}
         info = {"unet": self.unet.config.to_dict(), "spec": self.spec.to_json(),
-                "dtype": str(self.unet.dtype), "meta": meta or {}}
+                "dtype": str(self.unet.dtype), "residual": self.residual, "meta": meta or {}}
         arrays["wet"] = self.wet_np
         arrays["static"] = self.static_np
         arrays["info"] = np.array(json.dumps(info, default=float))
@@ -104,7 +130,8 @@ class Emulator:
         unet = UNet(UNetConfig(**cfg), backend=get_backend(backend),
                     dtype=np.dtype(dtype or info["dtype"]), seed=0)
         unet.load_state_dict(state)
-        emu = cls(unet, DataSpec.from_json(info["spec"]), wet, static)
+        emu = cls(unet, DataSpec.from_json(info["spec"]), wet, static,
+                  residual=info.get("residual", False))
         emu.meta = info.get("meta", {})
         return emu
 

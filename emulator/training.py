@@ -259,9 +259,8 @@ class Trainer:
             g = None
             for k in range(K - 1, -1, -1):
                 dy = dys[k] if g is None else dys[k] + g
-                dx = self.net.backward(dy, tapes[k])
+                g = self.emu.backward(dy, tapes[k])
                 tapes[k] = dys[k] = None  # free this step's tape
-                g = dx[:2 * self.P]
             return total, ells, g
         return total, ells, None
 

@@ -132,6 +132,21 @@ def test_rollout_feeds_predictions_back(tiny, tmp_path):
         rollout_normalized(emu, data, data.n_times - 4, 8)
 
 
+def test_residual_emulator_starts_as_persistence(tiny, tmp_path):
+    """Residual prediction (Samudra's pred_residuals) with a zeroed head: (x_{t+1}, x_{t+2}) =
+    (x_{t-1}, x_t); it is saved and loaded with the flag."""
+    from emulator.rollout import rollout_normalized
+
+    tr = make_trainer(tiny, tmp_path)
+    tr.emu.residual = True
+    tr.emu.zero_head()
+    out, _ = rollout_normalized(tr.emu, tr.data, 5, 6)
+    np.testing.assert_array_equal(out[2:4], out[0:2] * tr.data.wet)
+    np.testing.assert_array_equal(out[4:6], out[0:2] * tr.data.wet)
+    tr.emu.save(str(tmp_path / "e.npz"))
+    assert Emulator.load(str(tmp_path / "e.npz")).residual
+
+
 def test_cli_end_to_end(tmp_path):
     data = tmp_path / "data"
     generate(str(data), years=2.0, spinup_years=0.1, model_factory=synthetic_factory(nz=2),

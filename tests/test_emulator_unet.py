@@ -121,12 +121,13 @@ def tiny_data(tmp_path_factory):
     return ds, split, spec, prepare(ds, spec)
 
 
-def test_rollout_loss_fd(tiny_data, tmp_path):
+@pytest.mark.parametrize("residual", [False, True])
+def test_rollout_loss_fd(tiny_data, tmp_path, residual):
     """3-step rollout with backpropagation through time and dynamic weights, float64."""
     ds, split, spec, data = tiny_data
     net = UNet(UNetConfig(spec.in_channels, spec.out_channels, widths=(3, 4), dilations=(1, 2)),
                dtype=np.float64, seed=1)
-    emu = Emulator(net, spec, data.wet, data.static)
+    emu = Emulator(net, spec, data.wet, data.static, residual=residual)
     tr = Trainer(emu, data, split, TrainConfig(rollout_steps=3, batch_size=2), str(tmp_path))
     rng = np.random.default_rng(4)
     tr.dloss.scale = rng.uniform(0.5, 3.0, spec.n_prognostic)
