@@ -104,20 +104,25 @@ def _rossby(cr, f, beta):
 
 
 @helper
-def _level_jacobian(e, lr, bb, eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max, eps):
-    """Jacobian of (sqrteke, L_rhines, eke_len, K_gm) at one level w.r.t. (eke, L_rossby).
+def _level_jacobian(e, se, lrh, lr, bb, eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max, eps):
+    """Jacobian of (sqrteke, L_rhines, eke_len, K_gm) at one level w.r.t. (eke, L_rossby), given the
+    forward values ``se = sqrt(max(0, e))`` and ``lrh = sqrt(se / bb)``.
 
     Returns ``(se_e, lrh_e, el_e, el_l, k_e, k_l)`` with ``x_e = dx/deke``, ``x_l = dx/dL_rossby``
-    (sqrteke and L_rhines do not depend on L_rossby)."""
-    se = math.sqrt(max(0.0, e))
-    lrh = math.sqrt(se / bb)
-    se_e = _dsqrt(e, se, eps)
-    # dL_rhines/dsqrteke (regularised: the 1/sqrt uses sqrt(max(eke, 0) + eps^2))
+    (sqrteke and L_rhines do not depend on L_rossby).  Exact slopes (eps = 0) from one division:
+    ``se_e = 0.5 / se``, ``lrh_e = 0.25 / (se lrh bb)`` where se > 0 (0 elsewhere)."""
     if eps > 0.0:
+        se_e = _dsqrt(e, se, eps)
+        # dL_rhines/dsqrteke: the 1/sqrt uses sqrt(max(eke, 0) + eps^2)
         r = 0.5 / (math.sqrt(math.sqrt(max(e, 0.0) + eps * eps) / bb) * bb) if e >= 0.0 else 0.0
+        lrh_e = r * se_e
+    elif se > 0.0:
+        inv = 1.0 / (se * lrh * bb)
+        se_e = 0.5 * lrh * bb * inv
+        lrh_e = 0.25 * inv
     else:
-        r = 0.5 / (lrh * bb) if se > 0.0 else 0.0
-    lrh_e = r * se_e
+        se_e = 0.0
+        lrh_e = 0.0
     # m = min(cross lr, crhin lrh); el = max(lmin, m)
     m_e = 0.0
     m_l = eke_cross
@@ -163,8 +168,10 @@ def eke_diffusivities_tl(i, j, d_L_rossby, d_sqrteke, d_L_rhines, d_eke_len, d_K
     d_L_rossby[j, i] = dlr
     bb = max(beta[j, i], 1e-16)
     for k in range(nz):
-        se_e, lrh_e, el_e, el_l, k_e, k_l = _level_jacobian(eke[k, j, i], lr, bb, eke_lmin, eke_cross, eke_crhin,
-                                                            eke_c_k, eke_k_max, opt_sqrt_eps)
+        e = eke[k, j, i]
+        se = math.sqrt(max(0.0, e))
+        se_e, lrh_e, el_e, el_l, k_e, k_l = _level_jacobian(e, se, math.sqrt(se / bb), lr, bb, eke_lmin, eke_cross,
+                                                            eke_crhin, eke_c_k, eke_k_max, opt_sqrt_eps)
         de = d_eke[k, j, i]
         d_sqrteke[k, j, i] = se_e * de
         d_L_rhines[k, j, i] = lrh_e * de
@@ -173,31 +180,39 @@ def eke_diffusivities_tl(i, j, d_L_rossby, d_sqrteke, d_L_rhines, d_eke_len, d_K
 
 
 @adjoint_of(F.eke_diffusivities)
-def eke_diffusivities_ad(i, j, b_eke, b_Nsqr, b_L_rossby, b_sqrteke, b_L_rhines, b_eke_len, b_K_gm, eke, Nsqr,
-                         coriolis_t, beta, maskW, dzw, eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max,
-                         opt_sqrt_eps):
+def eke_diffusivities_ad(i, j, b_eke, b_Nsqr, b_L_rossby, b_sqrteke, b_L_rhines, b_eke_len, b_K_gm, L_rossby, sqrteke,
+                         L_rhines, eke, Nsqr, coriolis_t, beta, maskW, dzw, eke_lmin, eke_cross, eke_crhin, eke_c_k,
+                         eke_k_max, opt_sqrt_eps):
     """Adjoint of the EKE diffusivities (column-local): per level
     ``b_eke += J_e^T (b_sqrteke, b_L_rhines, b_eke_len, b_K_gm)``, the L_rossby adjoint
     ``b_L = b_L_rossby + sum_k J_l^T (b_eke_len, b_K_gm)_k`` and
-    ``b_N^2_k += s'(N^2_k) dzw_k maskW_k / pi * L_rossby'(C) b_L``."""
+    ``b_N^2_k += s'(N^2_k) dzw_k maskW_k / pi * L_rossby'(C) b_L``.
+
+    The forward's own outputs L_rossby, sqrteke and L_rhines (exactly the values it computed at this
+    linearisation point) replace the recomputation of their square roots; C is summed again for the
+    branch of L_rossby and its slope (:func:`_rossby`)."""
     nz = eke.shape[0]
-    cr = 0.0
-    for k in range(nz):
-        cr += math.sqrt(max(0.0, Nsqr[k, j, i])) * dzw[k] * maskW[k, j, i] / C.PI
-    lr, lr_c = _rossby(cr, coriolis_t[j, i], beta[j, i])
+    lr = L_rossby[j, i]
     bb = max(beta[j, i], 1e-16)
     blr = b_L_rossby[j, i]
     for k in range(nz):
-        se_e, lrh_e, el_e, el_l, k_e, k_l = _level_jacobian(eke[k, j, i], lr, bb, eke_lmin, eke_cross, eke_crhin,
-                                                            eke_c_k, eke_k_max, opt_sqrt_eps)
+        se_e, lrh_e, el_e, el_l, k_e, k_l = _level_jacobian(eke[k, j, i], sqrteke[k, j, i], L_rhines[k, j, i], lr, bb,
+                                                            eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max,
+                                                            opt_sqrt_eps)
         bel = b_eke_len[k, j, i]
         bk = b_K_gm[k, j, i]
         b_eke[k, j, i] += se_e * b_sqrteke[k, j, i] + lrh_e * b_L_rhines[k, j, i] + el_e * bel + k_e * bk
         blr += el_l * bel + k_l * bk
-    bcr = lr_c * blr
+    if blr == 0.0:
+        return
+    cr = 0.0
     for k in range(nz):
-        sn = math.sqrt(max(0.0, Nsqr[k, j, i]))
-        b_Nsqr[k, j, i] += _dsqrt(Nsqr[k, j, i], sn, opt_sqrt_eps) * dzw[k] * maskW[k, j, i] / C.PI * bcr
+        cr += math.sqrt(max(0.0, Nsqr[k, j, i])) * dzw[k] * maskW[k, j, i] / C.PI
+    lr_, lr_c = _rossby(cr, coriolis_t[j, i], beta[j, i])
+    bcr = lr_c * blr / C.PI
+    for k in range(nz):
+        n2 = Nsqr[k, j, i]
+        b_Nsqr[k, j, i] += _dsqrt(n2, math.sqrt(max(0.0, n2)), opt_sqrt_eps) * dzw[k] * maskW[k, j, i] * bcr
 
 
 # ===========================================================================
@@ -372,6 +387,39 @@ def eke_implicit_ad(i, j, b_eke, b_K_diss_h, b_sqrteke, b_eke_len, b_kappaM, scr
     if not in_interior(i, j, b_eke.shape[2], b_eke.shape[1]) or kbot[j, i] == 0:
         return
     k0 = kbot[j, i] - 1
+    # without vertical viscosity (the forward's fast path) A is diagonal, b_k = 1 + dt c_int_k exactly:
+    # x = d / b, lam = b_eke_imp / b level by level, and b_delta_k still follows from x and lam
+    diffusive = False
+    for k in range(k0, nz):
+        if kappaM[k, j, i] != 0.0:
+            diffusive = True
+    if not diffusive:
+        x_up = 0.0
+        lam_up = 0.0
+        pend = 0.0
+        ha = 0.5 * alpha_eke * dt_tracer
+        for kk in range(nz - k0):
+            k = nz - 1 - kk
+            mw = maskW[k, j, i]
+            rel = 1.0 / eke_len[k, j, i]
+            se = sqrteke[k, j, i]
+            rb = 1.0 / (1.0 + dt_tracer * (eke_c_eps * se * rel * mw))
+            x = (eke[k, j, i] + dt_tracer * K_diss_h[k, j, i]) * rb
+            lam = b_eke_imp[k, j, i] * rb
+            b_eke[k, j, i] += lam
+            b_K_diss_h[k, j, i] += dt_tracer * lam
+            g = -dt_tracer * lam * x * eke_c_eps * mw * rel     # b_c_int_k times d c_int / d sqrteke
+            b_sqrteke[k, j, i] += g
+            b_eke_len[k, j, i] -= g * se * rel
+            if k < nz - 1:
+                h_up = 0.5 * dzw[k + 1] if k + 1 == nz - 1 else dzw[k + 1]
+                w = ha / dzt[k + 1] * (x_up - x) * (lam / dzw[k] - lam_up / h_up)
+                b_kappaM[k + 1, j, i] += w + pend
+                pend = w
+            x_up = x
+            lam_up = lam
+        b_kappaM[k0, j, i] += pend
+        return
     for k in range(k0, nz):
         ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
         a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
@@ -470,12 +518,40 @@ def _sb_partials(vel, velc, qm1, q0, qp1, qp2, mm1, m0, mp1, cfl_len, dt):
 @helper
 def _sb_fup(velc, up, rj, cfl_len, dt):
     """``dF/dup`` of ``superbee_flux`` alone (as in :func:`_sb_partials`): the partial of a face w.r.t. its
-    outer cell (q_{f-1} through rjm on upwind faces, q_{f+2} through rjp otherwise) is ``-+ mask dF/dup``."""
+    outer cell (q_{f-1} through rjm on upwind faces, q_{f+2} through rjp otherwise) is ``-+ mask dF/dup``.
+    Zero where the limiter is flat (the CFL division is then skipped)."""
     guard = abs(rj) < 1e-20
     den = 1e-20 if guard else rj
     cr, slope = _limiter(up / den)
+    if slope == 0.0:
+        return 0.0
     cfl = abs(velc * (dt / cfl_len))
     return -abs(velc) * (cfl - 1.0) * slope * 0.5 * (rj * 1e20 if guard else 1.0)
+
+
+@helper
+def _sb_face(vel, velc, rjm, rj, rjp, cfl_fac):
+    """Partials of ``superbee_flux`` w.r.t. its three differences, as :func:`_sb_partials` (same
+    expressions): ``(f_rj, f_up, G, cr)`` with ``f_up = dF/dup`` for the upwind-chosen difference
+    (rjm if vel > 0, else rjp), ``G = (1 - cr) + cfl cr`` and the limiter value cr; ``cfl_fac = dt/dx``."""
+    up = rjm if vel > 0.0 else rjp
+    guard = abs(rj) < 1e-20
+    den = 1e-20 if guard else rj
+    ratio = up / den
+    cr, slope = _limiter(ratio)
+    avel = abs(velc)
+    cfl = abs(velc * cfl_fac)
+    G = (1.0 - cr) + cfl * cr
+    f_up = -avel * (cfl - 1.0) * slope * 0.5 * (rj * 1e20 if guard else 1.0)
+    f_rj = -avel * G * 0.5 - (0.0 if guard else f_up * ratio)
+    return f_rj, f_up, G, cr
+
+
+@helper
+def _sb_gv(velc, cfl_fac, q0, qp1, rj, G, cr):
+    """``dF/dvelc = (q0 + qp1)/2 - (sign(velc) G + |velc| cr sign(velc cfl_fac) cfl_fac) rj / 2`` (as
+    :func:`_sb_partials`)."""
+    return (qp1 + q0) * 0.5 - (_sign(velc) * G + abs(velc) * cr * _sign(velc * cfl_fac) * cfl_fac) * rj * 0.5
 
 
 # Face stencils, read in the bodies (array-taking helpers that are not inlined pay NRT
@@ -527,118 +603,168 @@ def eke_fluxes_tl(i, j, k, d_eke_fe, d_eke_fn, d_eke_ft, d_eke, d_u_wgrid, d_v_w
 @adjoint_of(F.eke_fluxes)
 def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_eke_fn, b_eke_ft, eke, u_wgrid,
                   v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw, dt_tracer):
-    """Adjoint of the superbee fluxes, gathered over the faces whose stencil includes p = (k, j, i):
-    east faces f = i+1, i, i-1, i-2 (p is their cell f-1, f, f+1, f+2), north faces likewise in j,
-    top faces f = k-2..k+1 (edge-padded stencil: a level can fill two slots of one face).
-    The velocity at p is read only by the face of the same index.  For the outer cells of a face only the
-    limiter-ratio partial is needed (:func:`_sb_fup`), and only on the faces whose upwind choice reads p
-    (cell f-1: vel > 0; cell f+2: vel <= 0)."""
+    """Adjoint of the superbee fluxes, gathered at p = (k, j, i) direction by direction.
+
+    A face flux reads q only through the central sum ``q_f + q_{f+1}`` and the masked differences
+    ``D_a = (q_{a+1} - q_a) m_a`` (``m_a = maskW_a maskW_{a+1}``): ``rjm = D_{f-1}``, ``rj = D_f``,
+    ``rjp = D_{f+1}``.  q at p enters D_{i-1} (+m_{i-1}) and D_i (-m_i) only, so with the adjoints
+    ``B_a = sum_faces b_F dF/dD_a``, ``b_eke[p] += m_{i-1} B_{i-1} - m_i B_i + 0.5 (b_F_i velc_i + b_F_{i-1}
+    velc_{i-1})``.  B_i gathers face i (as rj), face i-1 (as rjp, if vel <= 0) and face i+1 (as rjm, if
+    vel > 0); B_{i-1} gathers face i-1 (rj), face i (rjm, vel > 0), face i-2 (rjp, vel <= 0): two full
+    partial sets (:func:`_sb_face`) and at most two limiter slopes (:func:`_sb_fup`) per direction, each
+    face evaluated once.  The velocity at p is read only by face p (:func:`_sb_gv`).  Faces: east
+    ``1 <= f < NX-2`` (rows ``2 <= j < NY-2``), north likewise in j with ``velc = cosu_f v``, top
+    ``0 <= f <= nz-2`` of interior columns; the edge padding in z makes rjm of face 0 and rjp of face
+    nz-2 identically zero (no dependence)."""
     nz, NY, NX = eke.shape
     q = eke
     m = maskW
+    dt = dt_tracer
     be = 0.0
-    # --- east faces 1 <= f < NX-2 of rows 2 <= j < NY-2 ---
+    # ---------------- x: faces f = i-2 .. i+1 of rows 2 <= j < NY-2 (faces 1 <= f < NX-2) -------------
     if j >= 2 and j < NY - 2:
-        f = i + 1  # p = q_{f-1}: only through rjm, on upwind faces
-        if f >= 1 and f < NX - 2:
-            vel = u_wgrid[k, j, f]
-            bf = b_eke_fe[k, j, f]
+        # differences D_a = (q_{a+1} - q_a) mx_a for a = i-1, i (own), adjoint B_a gathered from faces
+        mi = m[k, j, i] * m[k, j, i + 1] if i + 1 < NX else 0.0
+        mim = m[k, j, i - 1] * m[k, j, i] if i >= 1 else 0.0
+        Bi = 0.0     # adjoint of D_i
+        Bim = 0.0    # adjoint of D_{i-1}
+        rc = dt / cost[j]
+        if i >= 1 and i < NX - 2:           # face i: rjm = D_{i-1}, rj = D_i, rjp = D_{i+1}
+            vel = u_wgrid[k, j, i]
+            bf = b_eke_fe[k, j, i]
+            cf = rc / dxt[i]
+            q0 = q[k, j, i]
+            q1 = q[k, j, i + 1]
+            rj = (q1 - q0) * mi
+            f_rj, f_up, G, cr = _sb_face(vel, vel, (q0 - q[k, j, i - 1]) * mim, rj,
+                                         (q[k, j, i + 2] - q1) * (m[k, j, i + 1] * m[k, j, i + 2]), cf)
+            Bi += bf * f_rj
+            if vel > 0.0:
+                Bim += bf * f_up
+            be += 0.5 * vel * bf
+            b_u_wgrid[k, j, i] += _sb_gv(vel, cf, q0, q1, rj, G, cr) * bf
+        if i >= 2 and i < NX - 1:           # face i-1: rjm = D_{i-2}, rj = D_{i-1}, rjp = D_i
+            vel = u_wgrid[k, j, i - 1]
+            bf = b_eke_fe[k, j, i - 1]
+            qm = q[k, j, i - 1]
+            q0 = q[k, j, i]
+            f_rj, f_up, G, cr = _sb_face(vel, vel, (qm - q[k, j, i - 2]) * (m[k, j, i - 2] * m[k, j, i - 1]),
+                                         (q0 - qm) * mim, (q[k, j, i + 1] - q0) * mi, rc / dxt[i - 1])
+            Bim += bf * f_rj
+            if not vel > 0.0:
+                Bi += bf * f_up
+            be += 0.5 * vel * bf
+        if i + 1 < NX - 2:                  # face i+1 reads D_i as rjm (upwind faces only)
+            vel = u_wgrid[k, j, i + 1]
+            bf = b_eke_fe[k, j, i + 1]
             if vel > 0.0 and bf != 0.0:
-                mm1 = m[k, j, f - 1] * m[k, j, f]
-                be -= mm1 * bf * _sb_fup(vel, (q[k, j, f] - q[k, j, f - 1]) * mm1,
-                                         (q[k, j, f + 1] - q[k, j, f]) * (m[k, j, f] * m[k, j, f + 1]),
-                                         cost[j] * dxt[f], dt_tracer)
-        for f in range(max(i - 1, 1), min(i, NX - 3) + 1):  # p = q_f (f = i) or q_{f+1} (f = i-1)
-            vel = u_wgrid[k, j, f]
-            bf = b_eke_fe[k, j, f]
-            g0, g1, g2, g3, gv = _sb_partials(vel, vel, q[k, j, f - 1], q[k, j, f], q[k, j, f + 1], q[k, j, f + 2],
-                                              m[k, j, f - 1] * m[k, j, f], m[k, j, f] * m[k, j, f + 1],
-                                              m[k, j, f + 1] * m[k, j, f + 2], cost[j] * dxt[f], dt_tracer)
-            if f == i:
-                be += g1 * bf
-                b_u_wgrid[k, j, i] += gv * bf
-            else:
-                be += g2 * bf
-        f = i - 2  # p = q_{f+2}: only through rjp, on faces with vel <= 0
-        if f >= 1 and f < NX - 2:
-            vel = u_wgrid[k, j, f]
-            bf = b_eke_fe[k, j, f]
+                Bi += bf * _sb_fup(vel, (q[k, j, i + 1] - q[k, j, i]) * mi,
+                                   (q[k, j, i + 2] - q[k, j, i + 1]) * (m[k, j, i + 1] * m[k, j, i + 2]),
+                                   cost[j] * dxt[i + 1], dt)
+        if i >= 3 and i < NX:               # face i-2 reads D_{i-1} as rjp (faces with vel <= 0)
+            vel = u_wgrid[k, j, i - 2]
+            bf = b_eke_fe[k, j, i - 2]
             if not vel > 0.0 and bf != 0.0:
-                mp1 = m[k, j, f + 1] * m[k, j, f + 2]
-                be += mp1 * bf * _sb_fup(vel, (q[k, j, f + 2] - q[k, j, f + 1]) * mp1,
-                                         (q[k, j, f + 1] - q[k, j, f]) * (m[k, j, f] * m[k, j, f + 1]),
-                                         cost[j] * dxt[f], dt_tracer)
-    # --- north faces 1 <= f < NY-2 of columns 2 <= i < NX-2 (carried velocity cosu_f v) ---
+                Bim += bf * _sb_fup(vel, (q[k, j, i] - q[k, j, i - 1]) * mim,
+                                    (q[k, j, i - 1] - q[k, j, i - 2]) * (m[k, j, i - 2] * m[k, j, i - 1]),
+                                    cost[j] * dxt[i - 2], dt)
+        be += mim * Bim - mi * Bi
+    # ---------------- y: faces f = j-2 .. j+1 of columns 2 <= i < NX-2 (faces 1 <= f < NY-2) ----------
     if i >= 2 and i < NX - 2:
-        f = j + 1
-        if f >= 1 and f < NY - 2:
-            vel = v_wgrid[k, f, i]
-            bf = b_eke_fn[k, f, i]
+        mj = m[k, j, i] * m[k, j + 1, i] if j + 1 < NY else 0.0
+        mjm = m[k, j - 1, i] * m[k, j, i] if j >= 1 else 0.0
+        Bj = 0.0
+        Bjm = 0.0
+        if j >= 1 and j < NY - 2:
+            vel = v_wgrid[k, j, i]
+            vc = cosu[j] * vel
+            bf = b_eke_fn[k, j, i]
+            cf = dt / (cost[j] * dyt[j])
+            q0 = q[k, j, i]
+            q1 = q[k, j + 1, i]
+            rj = (q1 - q0) * mj
+            f_rj, f_up, G, cr = _sb_face(vel, vc, (q0 - q[k, j - 1, i]) * mjm, rj,
+                                         (q[k, j + 2, i] - q1) * (m[k, j + 1, i] * m[k, j + 2, i]), cf)
+            Bj += bf * f_rj
+            if vel > 0.0:
+                Bjm += bf * f_up
+            be += 0.5 * vc * bf
+            b_v_wgrid[k, j, i] += _sb_gv(vc, cf, q0, q1, rj, G, cr) * cosu[j] * bf
+        if j >= 2 and j < NY - 1:
+            vel = v_wgrid[k, j - 1, i]
+            vc = cosu[j - 1] * vel
+            bf = b_eke_fn[k, j - 1, i]
+            qm = q[k, j - 1, i]
+            q0 = q[k, j, i]
+            f_rj, f_up, G, cr = _sb_face(vel, vc, (qm - q[k, j - 2, i]) * (m[k, j - 2, i] * m[k, j - 1, i]),
+                                         (q0 - qm) * mjm, (q[k, j + 1, i] - q0) * mj,
+                                         dt / (cost[j - 1] * dyt[j - 1]))
+            Bjm += bf * f_rj
+            if not vel > 0.0:
+                Bj += bf * f_up
+            be += 0.5 * vc * bf
+        if j + 1 < NY - 2:
+            vel = v_wgrid[k, j + 1, i]
+            bf = b_eke_fn[k, j + 1, i]
             if vel > 0.0 and bf != 0.0:
-                mm1 = m[k, f - 1, i] * m[k, f, i]
-                be -= mm1 * bf * _sb_fup(cosu[f] * vel, (q[k, f, i] - q[k, f - 1, i]) * mm1,
-                                         (q[k, f + 1, i] - q[k, f, i]) * (m[k, f, i] * m[k, f + 1, i]),
-                                         cost[f] * dyt[f], dt_tracer)
-        for f in range(max(j - 1, 1), min(j, NY - 3) + 1):
-            vel = v_wgrid[k, f, i]
-            bf = b_eke_fn[k, f, i]
-            g0, g1, g2, g3, gv = _sb_partials(vel, cosu[f] * vel, q[k, f - 1, i], q[k, f, i], q[k, f + 1, i],
-                                              q[k, f + 2, i], m[k, f - 1, i] * m[k, f, i], m[k, f, i] * m[k, f + 1, i],
-                                              m[k, f + 1, i] * m[k, f + 2, i], cost[f] * dyt[f], dt_tracer)
-            if f == j:
-                be += g1 * bf
-                b_v_wgrid[k, j, i] += gv * cosu[f] * bf
-            else:
-                be += g2 * bf
-        f = j - 2
-        if f >= 1 and f < NY - 2:
-            vel = v_wgrid[k, f, i]
-            bf = b_eke_fn[k, f, i]
+                Bj += bf * _sb_fup(cosu[j + 1] * vel, (q[k, j + 1, i] - q[k, j, i]) * mj,
+                                   (q[k, j + 2, i] - q[k, j + 1, i]) * (m[k, j + 1, i] * m[k, j + 2, i]),
+                                   cost[j + 1] * dyt[j + 1], dt)
+        if j >= 3 and j < NY:
+            vel = v_wgrid[k, j - 2, i]
+            bf = b_eke_fn[k, j - 2, i]
             if not vel > 0.0 and bf != 0.0:
-                mp1 = m[k, f + 1, i] * m[k, f + 2, i]
-                be += mp1 * bf * _sb_fup(cosu[f] * vel, (q[k, f + 2, i] - q[k, f + 1, i]) * mp1,
-                                         (q[k, f + 1, i] - q[k, f, i]) * (m[k, f, i] * m[k, f + 1, i]),
-                                         cost[f] * dyt[f], dt_tracer)
-    # --- top faces f < nz-1 of interior columns; edge-padded stencil: levels max(f-1,0), f, f+1, min(f+2,nz-1)
+                Bjm += bf * _sb_fup(cosu[j - 2] * vel, (q[k, j, i] - q[k, j - 1, i]) * mjm,
+                                    (q[k, j - 1, i] - q[k, j - 2, i]) * (m[k, j - 2, i] * m[k, j - 1, i]),
+                                    cost[j - 2] * dyt[j - 2], dt)
+        be += mjm * Bjm - mj * Bj
+    # ---------------- z: faces f = k-2 .. k+1 (0 <= f <= nz-2) of interior columns ------------------------
+    # edge padding: face 0 has rjm = 0 and face nz-2 has rjp = 0 identically (no dependence)
     if in_interior(i, j, NX, NY):
-        f = k + 1  # p = level f-1 only (outer cell)
-        if f < nz - 1:
-            vel = w_wgrid[f, j, i]
-            bf = b_eke_ft[f, j, i]
+        mk = m[k, j, i] * m[k + 1, j, i] if k + 1 < nz else 0.0
+        mkm = m[k - 1, j, i] * m[k, j, i] if k >= 1 else 0.0
+        Bk = 0.0
+        Bkm = 0.0
+        if k <= nz - 2:                     # face k
+            vel = w_wgrid[k, j, i]
+            bf = b_eke_ft[k, j, i]
+            cf = dt / dzw[k]
+            q0 = q[k, j, i]
+            q1 = q[k + 1, j, i]
+            rj = (q1 - q0) * mk
+            rjm = (q0 - q[k - 1, j, i]) * mkm if k >= 1 else 0.0
+            rjp = (q[k + 2, j, i] - q1) * (m[k + 1, j, i] * m[k + 2, j, i]) if k + 2 < nz else 0.0
+            f_rj, f_up, G, cr = _sb_face(vel, vel, rjm, rj, rjp, cf)
+            Bk += bf * f_rj
+            if vel > 0.0:
+                Bkm += bf * f_up
+            be += 0.5 * vel * bf
+            b_w_wgrid[k, j, i] += _sb_gv(vel, cf, q0, q1, rj, G, cr) * bf
+        if k >= 1:                          # face k-1
+            vel = w_wgrid[k - 1, j, i]
+            bf = b_eke_ft[k - 1, j, i]
+            qm = q[k - 1, j, i]
+            q0 = q[k, j, i]
+            rjm = (qm - q[k - 2, j, i]) * (m[k - 2, j, i] * m[k - 1, j, i]) if k >= 2 else 0.0
+            rjp = (q[k + 1, j, i] - q0) * mk if k + 1 < nz else 0.0
+            f_rj, f_up, G, cr = _sb_face(vel, vel, rjm, (q0 - qm) * mkm, rjp, dt / dzw[k - 1])
+            Bkm += bf * f_rj
+            if not vel > 0.0:
+                Bk += bf * f_up
+            be += 0.5 * vel * bf
+        if k + 1 <= nz - 2:                 # face k+1 reads D_k as rjm
+            vel = w_wgrid[k + 1, j, i]
+            bf = b_eke_ft[k + 1, j, i]
             if vel > 0.0 and bf != 0.0:
-                mm1 = m[f, j, i] * m[f - 1, j, i]
-                be -= mm1 * bf * _sb_fup(vel, (q[f, j, i] - q[f - 1, j, i]) * mm1,
-                                         (q[f + 1, j, i] - q[f, j, i]) * (m[f + 1, j, i] * m[f, j, i]), dzw[f],
-                                         dt_tracer)
-        for f in range(max(k - 1, 0), min(k, nz - 2) + 1):  # p = level f or f+1 (and a padded outer slot)
-            bf = b_eke_ft[f, j, i]
-            km = f - 1 if f > 0 else 0
-            kp2 = f + 2 if f + 2 < nz else nz - 1
-            mp1 = m[f + 2, j, i] * m[f + 1, j, i] if f + 2 < nz else 0.0
-            vel = w_wgrid[f, j, i]
-            g0, g1, g2, g3, gv = _sb_partials(vel, vel, q[km, j, i], q[f, j, i], q[f + 1, j, i], q[kp2, j, i],
-                                              m[km + 1, j, i] * m[km, j, i], m[f + 1, j, i] * m[f, j, i], mp1,
-                                              dzw[f], dt_tracer)
-            g = 0.0
-            if km == k:
-                g += g0
-            if f == k:
-                g += g1
-                b_w_wgrid[k, j, i] += gv * bf
-            if f + 1 == k:
-                g += g2
-            if kp2 == k:
-                g += g3
-            be += g * bf
-        f = k - 2  # p = level f+2 only (outer cell)
-        if f >= 0:
-            vel = w_wgrid[f, j, i]
-            bf = b_eke_ft[f, j, i]
+                rjp = (q[k + 2, j, i] - q[k + 1, j, i]) * (m[k + 1, j, i] * m[k + 2, j, i])
+                Bk += bf * _sb_fup(vel, (q[k + 1, j, i] - q[k, j, i]) * mk, rjp, dzw[k + 1], dt)
+        if k >= 2:                          # face k-2 reads D_{k-1} as rjp
+            vel = w_wgrid[k - 2, j, i]
+            bf = b_eke_ft[k - 2, j, i]
             if not vel > 0.0 and bf != 0.0:
-                mp1 = m[f + 2, j, i] * m[f + 1, j, i]
-                be += mp1 * bf * _sb_fup(vel, (q[f + 2, j, i] - q[f + 1, j, i]) * mp1,
-                                         (q[f + 1, j, i] - q[f, j, i]) * (m[f + 1, j, i] * m[f, j, i]), dzw[f],
-                                         dt_tracer)
+                Bkm += bf * _sb_fup(vel, (q[k, j, i] - q[k - 1, j, i]) * mkm,
+                                    (q[k - 1, j, i] - q[k - 2, j, i]) * (m[k - 2, j, i] * m[k - 1, j, i]), dzw[k - 2], dt)
+        be += mkm * Bkm - mk * Bk
     b_eke[k, j, i] += be
 
 

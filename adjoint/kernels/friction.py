@@ -232,27 +232,82 @@ def _vf_col_ad(j, i, j2, i2, jt, it, own, b_q, b_kappaM, scr, b_out, q, kappaM, 
         b_q[k0, j, i] -= phi1
 
 
+@helper
+def _vf_k0(ok, kb1, kb2, nz):
+    """Bottom wet level ``max(kbot_1, kbot_2) - 1`` of a U/V column from the kbot values of its two
+    T columns, or nz if the column is not solved (``ok`` false: outside the kernel's range, or land)."""
+    k0 = max(kb1, kb2) - 1
+    return k0 if ok and k0 >= 0 else nz
+
+
 @adjoint_of(F.implicit_vert_friction)
 def implicit_vert_friction_ad(i, j, b_u, b_v, b_kappaM, scr_cp, b_du_mix_v, b_dv_mix_v, u, v, kappaM, maskU, maskV,
                               kbot, dzt, dzw, dt_mom):
     """Adjoint of the implicit vertical friction at T column (j, i): b_u / b_v of the U / V column
     (j, i) and b_kappaM gathered from the four columns that average kappaM[:, j, i] --
     U columns (j, i) and (j, i-1), V columns (j, i) and (j-1, i); the two neighbouring columns
-    are solved again by this thread (see :func:`_vf_col_ad`)."""
+    are solved again by this thread (see :func:`_vf_col_ad`).
+
+    Exact fast path (kappaM_0 = 0, the common case): if kappaM vanishes on the five T columns
+    (j, i), (j, i+-1), (j+-1, i) at every level k < nz-1, every ``delta_k`` of the four columns is 0,
+    A = I, x = q and ``mu = b_out / (dt dzt)``: the b_u, b_v contributions vanish exactly and
+    ``b_kappaM[k] += -sum_columns 0.5 m_{k+1} m_k (q_k - q_{k+1}) (b_k / dzt_k - b_{k+1} / dzt_{k+1}) / dzw_k``
+    (levels k0 <= k of each column), one pass over the levels with the metric reciprocals shared."""
+    nz = u.shape[0]
     NY = u.shape[1]
     NX = u.shape[2]
     jok = j >= 1 and j < NY - 2
     iok = i >= 1 and i < NX - 2
-    if iok and jok:
+    ie = min(i + 1, NX - 1)     # clamped neighbours (min/max keep the index type signed)
+    iw = max(i - 1, 0)
+    jn = min(j + 1, NY - 1)
+    js = max(j - 1, 0)
+    # bottom levels of the four columns (nz: column not solved)
+    kb = kbot[j, i]
+    ku = _vf_k0(iok and jok, kb, kbot[j, ie], nz)
+    kv = _vf_k0(iok and jok, kb, kbot[jn, i], nz)
+    kw = _vf_k0(jok and i - 1 >= 1 and i - 1 < NX - 2, kbot[j, iw], kb, nz)
+    ks = _vf_k0(iok and j - 1 >= 1 and j - 1 < NY - 2, kbot[js, i], kb, nz)
+    kmin = min(min(ku, kv), min(kw, ks))
+    if kmin >= nz:
+        return
+    inviscid = True
+    for k in range(kmin, nz - 1):
+        if (kappaM[k, j, i] != 0.0 or kappaM[k, j, ie] != 0.0 or kappaM[k, j, iw] != 0.0
+                or kappaM[k, jn, i] != 0.0 or kappaM[k, js, i] != 0.0):
+            inviscid = False
+            break
+    if inviscid:
+        rz1 = 1.0 / dzt[kmin]
+        for k in range(kmin, nz - 1):
+            rz0 = rz1
+            rz1 = 1.0 / dzt[k + 1]
+            acc = 0.0
+            if k >= ku:
+                acc += (maskU[k + 1, j, i] * maskU[k, j, i] * (u[k, j, i] - u[k + 1, j, i])
+                        * (b_du_mix_v[k, j, i] * rz0 - b_du_mix_v[k + 1, j, i] * rz1))
+            if k >= kw:
+                acc += (maskU[k + 1, j, i - 1] * maskU[k, j, i - 1] * (u[k, j, i - 1] - u[k + 1, j, i - 1])
+                        * (b_du_mix_v[k, j, i - 1] * rz0 - b_du_mix_v[k + 1, j, i - 1] * rz1))
+            if k >= kv:
+                acc += (maskV[k + 1, j, i] * maskV[k, j, i] * (v[k, j, i] - v[k + 1, j, i])
+                        * (b_dv_mix_v[k, j, i] * rz0 - b_dv_mix_v[k + 1, j, i] * rz1))
+            if k >= ks:
+                acc += (maskV[k + 1, j - 1, i] * maskV[k, j - 1, i] * (v[k, j - 1, i] - v[k + 1, j - 1, i])
+                        * (b_dv_mix_v[k, j - 1, i] * rz0 - b_dv_mix_v[k + 1, j - 1, i] * rz1))
+            b_kappaM[k, j, i] -= 0.5 / dzw[k] * acc
+        return
+    if ku < nz:
         _vf_col_ad(j, i, j, i + 1, j, i, True, b_u, b_kappaM, scr_cp, b_du_mix_v, u, kappaM, maskU, kbot, dzt, dzw,
                    dt_mom)
+    if kv < nz:
         _vf_col_ad(j, i, j + 1, i, j, i, True, b_v, b_kappaM, scr_cp, b_dv_mix_v, v, kappaM, maskV, kbot, dzt, dzw,
                    dt_mom)
     # neighbouring columns: their second T column is (j, i)
-    if jok and i - 1 >= 1 and i - 1 < NX - 2:
+    if kw < nz:
         _vf_col_ad(j, i - 1, j, i, j, i, False, b_u, b_kappaM, scr_cp, b_du_mix_v, u, kappaM, maskU, kbot, dzt, dzw,
                    dt_mom)
-    if iok and j - 1 >= 1 and j - 1 < NY - 2:
+    if ks < nz:
         _vf_col_ad(j - 1, i, j, i, j, i, False, b_v, b_kappaM, scr_cp, b_dv_mix_v, v, kappaM, maskV, kbot, dzt, dzw,
                    dt_mom)
 

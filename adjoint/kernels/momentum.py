@@ -56,99 +56,67 @@ def coriolis_metric_tl(i, j, k, d_du_cor, d_dv_cor, d_u, d_v, u, v, coriolis_t, 
                                           - 0.25 * (tantr[j] * us0 * dus0 * w0 + tantr[j + 1] * us1 * dus1 * w1))
 
 
-@helper
-def _cor_u_partials(k, j, i, u, v, coriolis_t, tantr, dxt, dxu, maskU):
-    """d du_cor[k, j, i] / d(vs0), d(vs1), d(u_{i-1}), d(u_i), d(u_{i+1}) (0 outside the interior)."""
-    if not in_interior(i, j, u.shape[2], u.shape[1]):
-        return 0.0, 0.0, 0.0, 0.0, 0.0
-    m = maskU[k, j, i]
-    r0 = dxt[i] / dxu[i]
-    r1 = dxt[i + 1] / dxu[i]
-    vs0 = v[k, j, i] + v[k, j - 1, i]
-    vs1 = v[k, j, i + 1] + v[k, j - 1, i + 1]
-    ua = u[k, j, i] + u[k, j, i - 1]
-    ub = u[k, j, i + 1] + u[k, j, i]
-    t = 0.125 * tantr[j]
-    g0 = m * (0.25 * coriolis_t[j, i] * r0 + t * ua * r0)
-    g1 = m * (0.25 * coriolis_t[j, i + 1] * r1 + t * ub * r1)
-    gm = m * t * vs0 * r0
-    gp = m * t * vs1 * r1
-    return g0, g1, gm, gm + gp, gp
-
-
-@helper
-def _cor_v_partials(k, j, i, u, coriolis_t, tantr, dyt, dyu, cost, cosu, maskV):
-    """d dv_cor[k, j, i] / d(us0), d(us1) (0 outside the interior)."""
-    if not in_interior(i, j, u.shape[2], u.shape[1]):
-        return 0.0, 0.0
-    m = maskV[k, j, i]
-    us0 = u[k, j, i - 1] + u[k, j, i]
-    us1 = u[k, j + 1, i - 1] + u[k, j + 1, i]
-    w0 = dyt[j] * cost[j] / (dyu[j] * cosu[j])
-    w1 = dyt[j + 1] * cost[j + 1] / (dyu[j] * cosu[j])
-    return (m * (-0.25 * coriolis_t[j, i] * w0 - 0.25 * tantr[j] * us0 * w0),
-            m * (-0.25 * coriolis_t[j + 1, i] * w1 - 0.25 * tantr[j + 1] * us1 * w1))
-
-
 @adjoint_of(F.coriolis_metric)
 def coriolis_metric_ad(i, j, k, b_u, b_v, b_du_cor, b_dv_cor, u, v, coriolis_t, tantr, dxt, dxu, dyt, dyu, cost,
                        cosu, maskU, maskV):
-    """Adjoint of the Coriolis and metric terms (gather over the U/V points reading u, v at p)."""
-    NX = u.shape[2]
-    NY = u.shape[1]
-    bu = 0.0
-    bv = 0.0
-    # du_cor at U points (j, i'), i' in {i-1, i, i+1}, reads u[j, i] and v at rows j, j-1 of cols i', i'+1
-    if i >= 1:
-        g0, g1, gm, gc, gp = _cor_u_partials(k, j, i - 1, u, v, coriolis_t, tantr, dxt, dxu, maskU)
-        bu += gp * b_du_cor[k, j, i - 1]          # as u_{i'+1}
-        bv += g1 * b_du_cor[k, j, i - 1]          # v[j, i'+1]
-    g0, g1, gm, gc, gp = _cor_u_partials(k, j, i, u, v, coriolis_t, tantr, dxt, dxu, maskU)
-    bu += gc * b_du_cor[k, j, i]
-    bv += g0 * b_du_cor[k, j, i]                  # v[j, i'] in vs0
-    if i + 1 < NX:
-        g0, g1, gm, gc, gp = _cor_u_partials(k, j, i + 1, u, v, coriolis_t, tantr, dxt, dxu, maskU)
-        bu += gm * b_du_cor[k, j, i + 1]          # as u_{i'-1}
-    if j + 1 < NY:
-        g0, g1, gm, gc, gp = _cor_u_partials(k, j + 1, i, u, v, coriolis_t, tantr, dxt, dxu, maskU)
-        bv += g0 * b_du_cor[k, j + 1, i]          # v[j'-1, i'] in vs0
-        if i >= 1:
-            g0, g1, gm, gc, gp = _cor_u_partials(k, j + 1, i - 1, u, v, coriolis_t, tantr, dxt, dxu, maskU)
-            bv += g1 * b_du_cor[k, j + 1, i - 1]  # v[j'-1, i'+1] in vs1
-    # dv_cor at V points (j', i'), reads u at (j', i'-1), (j', i') [us0] and (j'+1, i'-1), (j'+1, i') [us1]
-    c0, c1 = _cor_v_partials(k, j, i, u, coriolis_t, tantr, dyt, dyu, cost, cosu, maskV)
-    bu += c0 * b_dv_cor[k, j, i]
-    if i + 1 < NX:
-        c0, c1 = _cor_v_partials(k, j, i + 1, u, coriolis_t, tantr, dyt, dyu, cost, cosu, maskV)
-        bu += c0 * b_dv_cor[k, j, i + 1]
-    if j >= 1:
-        c0, c1 = _cor_v_partials(k, j - 1, i, u, coriolis_t, tantr, dyt, dyu, cost, cosu, maskV)
-        bu += c1 * b_dv_cor[k, j - 1, i]
-        if i + 1 < NX:
-            c0, c1 = _cor_v_partials(k, j - 1, i + 1, u, coriolis_t, tantr, dyt, dyu, cost, cosu, maskV)
-            bu += c1 * b_dv_cor[k, j - 1, i + 1]
-    b_u[k, j, i] += bu
-    b_v[k, j, i] += bv
+    """Adjoint of the Coriolis and metric terms, gathered at p = (k, j, i).
+
+    With the masked adjoints ``a_q = maskU b_du_cor`` (U points) and ``c_q = maskV b_dv_cor`` (V points),
+    0 outside the interior, and ``r(i') = dxt_i' / dxu_i''`` the ratios of the forward:
+
+    * v_p enters ``vs0`` of the U points (j, i), (j+1, i) and ``vs1`` of (j, i-1), (j+1, i-1):
+      ``b_v += X_j (r0 a_(j,i) + rW a_(j,i-1)) + X_(j+1) (r0 a_(j+1,i) + rW a_(j+1,i-1))`` with
+      ``X_j = f_(j,i)/4 + tantr_j/8 (u_i + u_(i-1))`` (row j), r0 = dxt_i/dxu_i, rW = dxt_i/dxu_(i-1);
+    * u_p enters the metric term of the U points (j, i-1), (j, i), (j, i+1):
+      ``b_u += tantr_j/8 [vs0 (rW a_(j,i-1) + r0 a_(j,i)) + vs1 (r1 a_(j,i) + rE a_(j,i+1))]``
+      (vs0, vs1 the v sums of columns i, i+1; r1 = dxt_(i+1)/dxu_i, rE = dxt_(i+1)/dxu_(i+1));
+    * u_p enters ``us0`` of the V points (j, i), (j, i+1) and ``us1`` of (j-1, i), (j-1, i+1):
+      ``b_u -= (Y_i (w0 c_(j,i) + w1 c_(j-1,i)) + Y_(i+1) (w0 c_(j,i+1) + w1 c_(j-1,i+1))) / 4`` with
+      ``Y_i = f_(j,i) + tantr_j (u_(i-1) + u_i)``, ``w0 = dyt_j cost_j / (dyu_j cosu_j)`` and
+      ``w1 = dyt_j cost_j / (dyu_(j-1) cosu_(j-1))``.
+
+    Six divisions per point; neighbour indices are clamped for loads whose weight is 0."""
+    nz, NY, NX = u.shape
+    ie = min(i + 1, NX - 1)
+    iw = max(i - 1, 0)
+    jn = min(j + 1, NY - 1)
+    js = max(j - 1, 0)
+    a0 = maskU[k, j, i] * b_du_cor[k, j, i] if in_interior(i, j, NX, NY) else 0.0
+    aW = maskU[k, j, iw] * b_du_cor[k, j, iw] if in_interior(i - 1, j, NX, NY) else 0.0
+    aE = maskU[k, j, ie] * b_du_cor[k, j, ie] if in_interior(i + 1, j, NX, NY) else 0.0
+    aN = maskU[k, jn, i] * b_du_cor[k, jn, i] if in_interior(i, j + 1, NX, NY) else 0.0
+    aNW = maskU[k, jn, iw] * b_du_cor[k, jn, iw] if in_interior(i - 1, j + 1, NX, NY) else 0.0
+    c0 = maskV[k, j, i] * b_dv_cor[k, j, i] if in_interior(i, j, NX, NY) else 0.0
+    cE = maskV[k, j, ie] * b_dv_cor[k, j, ie] if in_interior(i + 1, j, NX, NY) else 0.0
+    cS = maskV[k, js, i] * b_dv_cor[k, js, i] if in_interior(i, j - 1, NX, NY) else 0.0
+    cSE = maskV[k, js, ie] * b_dv_cor[k, js, ie] if in_interior(i + 1, j - 1, NX, NY) else 0.0
+    u0 = u[k, j, i]
+    uW = u[k, j, iw]
+    uE = u[k, j, ie]
+    r0 = dxt[i] / dxu[i]
+    rW = dxt[i] / dxu[iw]
+    r1 = dxt[ie] / dxu[i]
+    rE = dxt[ie] / dxu[ie]
+    tj = 0.125 * tantr[j]
+    # v: U points of rows j and j+1
+    Xj = 0.25 * coriolis_t[j, i] + tj * (u0 + uW)
+    Xn = 0.25 * coriolis_t[jn, i] + 0.125 * tantr[jn] * (u[k, jn, i] + u[k, jn, iw])
+    b_v[k, j, i] += Xj * (r0 * a0 + rW * aW) + Xn * (r0 * aN + rW * aNW)
+    # u: metric term of row j, then the V points of rows j and j-1
+    vs0 = v[k, j, i] + v[k, js, i]
+    vs1 = v[k, j, ie] + v[k, js, ie]
+    bu = tj * (vs0 * (rW * aW + r0 * a0) + vs1 * (r1 * a0 + rE * aE))
+    g = dyt[j] * cost[j]
+    w0 = g / (dyu[j] * cosu[j])
+    w1 = g / (dyu[js] * cosu[js])
+    Yi = coriolis_t[j, i] + tantr[j] * (uW + u0)
+    Ye = coriolis_t[j, ie] + tantr[j] * (u0 + uE)
+    b_u[k, j, i] += bu - 0.25 * (Yi * (w0 * c0 + w1 * cS) + Ye * (w0 * cE + w1 * cSE))
 
 
 # ===========================================================================
 # momentum advection
 # ===========================================================================
-
-@helper
-def _cu(k, j, i, maskU, dzt, area_u):
-    """Coefficient of du_adv at U point q: mU / (dzt area_u) in the interior, else 0."""
-    if i < 2 or i >= maskU.shape[2] - 2 or j < 2 or j >= maskU.shape[1] - 2:
-        return 0.0
-    return maskU[k, j, i] / (dzt[k] * area_u[j, i])
-
-
-@helper
-def _cv(k, j, i, maskV, dzt, area_v):
-    if i < 2 or i >= maskV.shape[2] - 2 or j < 2 or j >= maskV.shape[1] - 2:
-        return 0.0
-    return maskV[k, j, i] / (dzt[k] * area_v[j, i])
-
 
 @device
 def _tl_madv_u(k, j, i, d_u, d_v, d_w, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_u):
@@ -241,149 +209,136 @@ def momentum_advection_tl(i, j, k, d_du_adv, d_dv_adv, d_u, d_v, d_w, u, v, w, m
         d_dv_adv[k, j, i] = 0.0
 
 
-# adjoints of the face fluxes, from the adjoints of the two cells they separate;
-# each returns 0 for faces the forward kernel never uses
-
-@helper
-def _b_fe_u(k, j, f, b_du, maskU, dzt, area_u):
-    """Adjoint of the u-equation east flux at face f (between U cells f and f+1)."""
-    NX = maskU.shape[2]
-    if f < 0 or f + 1 >= NX:
+@device
+def _wgt(k, j, i, b, mask, dzt, area):
+    """Weighted adjoint ``mask b / (dzt area)`` of the advection tendency at (k, j, i): 0 outside the interior."""
+    if not in_interior(i, j, mask.shape[2], mask.shape[1]):
         return 0.0
-    return -_cu(k, j, f, maskU, dzt, area_u) * b_du[k, j, f] + _cu(k, j, f + 1, maskU, dzt, area_u) * b_du[k, j, f + 1]
-
-
-@helper
-def _b_fn_u(k, f, i, b_du, maskU, dzt, area_u):
-    """Adjoint of the u-equation north flux at corner row f (between U rows f and f+1)."""
-    NY = maskU.shape[1]
-    if f < 0 or f + 1 >= NY:
-        return 0.0
-    return -_cu(k, f, i, maskU, dzt, area_u) * b_du[k, f, i] + _cu(k, f + 1, i, maskU, dzt, area_u) * b_du[k, f + 1, i]
-
-
-@helper
-def _b_ft_u(f, j, i, b_du, maskU, dzt, area_u):
-    """Adjoint of the u-equation top flux of level f (between levels f and f+1)."""
-    nz = maskU.shape[0]
-    if f < 0 or f + 1 >= nz:
-        return 0.0
-    return -_cu(f, j, i, maskU, dzt, area_u) * b_du[f, j, i] + _cu(f + 1, j, i, maskU, dzt, area_u) * b_du[f + 1, j, i]
-
-
-@helper
-def _b_fe_v(k, j, f, b_dv, maskV, dzt, area_v):
-    NX = maskV.shape[2]
-    if f < 0 or f + 1 >= NX:
-        return 0.0
-    return -_cv(k, j, f, maskV, dzt, area_v) * b_dv[k, j, f] + _cv(k, j, f + 1, maskV, dzt, area_v) * b_dv[k, j, f + 1]
-
-
-@helper
-def _b_fn_v(k, f, i, b_dv, maskV, dzt, area_v):
-    NY = maskV.shape[1]
-    if f < 0 or f + 1 >= NY:
-        return 0.0
-    return -_cv(k, f, i, maskV, dzt, area_v) * b_dv[k, f, i] + _cv(k, f + 1, i, maskV, dzt, area_v) * b_dv[k, f + 1, i]
-
-
-@helper
-def _b_ft_v(f, j, i, b_dv, maskV, dzt, area_v):
-    nz = maskV.shape[0]
-    if f < 0 or f + 1 >= nz:
-        return 0.0
-    return -_cv(f, j, i, maskV, dzt, area_v) * b_dv[f, j, i] + _cv(f + 1, j, i, maskV, dzt, area_v) * b_dv[f + 1, j, i]
+    return mask[k, j, i] * b[k, j, i] / (dzt[k] * area[j, i])
 
 
 @adjoint_of(F.momentum_advection)
 def momentum_advection_ad(i, j, k, b_u, b_v, b_w, b_du_adv, b_dv_adv, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt,
                           cosu, area_t, area_u, area_v):
-    """Adjoint of the momentum advection, gathered from the faces whose fluxes read u, v, w at p."""
+    """Adjoint of the momentum advection, gathered from the faces whose fluxes read u, v, w at p.
+
+    With the weighted adjoints ``a_q = maskU b_du_adv / (dzt area_u)`` of the U cells (``c_q`` with V
+    metrics for the V cells; 0 outside the interior), the flux through the face between cells q and
+    q+1 (in x, y or z) has the adjoint ``a_{q+1} - a_q``; each of the 18 weighted adjoints around p
+    is formed once.  Partials of the face fluxes ``0.25 (q_f + q_{f+1}) T`` (T a sum of two
+    transports ``utr = u maskU dyt dzt``, ``vtr = v maskV cosu dxt dzt``, ``wtr = w maskW area_t``):
+    ``0.25 T`` w.r.t. the advected velocity and ``0.25 (q_f + q_{f+1}) dT/d(u, v, w)_p`` w.r.t. the
+    transporting one.  u-equation: east faces i, i-1 (u by both), north faces at corners (j, i),
+    (j-1, i) (u) and (j, i), (j, i-1) (v), top faces k, k-1 (u) and k of columns i, i-1 (w);
+    v-equation likewise with the roles of x and y exchanged."""
     nz, NY, NX = u.shape
+    hasE = i + 1 < NX
+    hasW = i >= 1
+    hasN = j + 1 < NY
+    hasS = j >= 1
+    hasU = k + 1 < nz
+    hasD = k >= 1
+    ie = i + 1 if hasE else i
+    iw = i - 1 if hasW else i
+    jn = j + 1 if hasN else j
+    js = j - 1 if hasS else j
+    kp = k + 1 if hasU else k
+    km = k - 1 if hasD else k
+    # weighted adjoints of du_adv (U cells) and dv_adv (V cells) that this point's faces separate
+    bd = b_du_adv
+    a0 = _wgt(k, j, i, bd, maskU, dzt, area_u)
+    aE = _wgt(k, j, ie, bd, maskU, dzt, area_u) if hasE else 0.0
+    aW = _wgt(k, j, iw, bd, maskU, dzt, area_u) if hasW else 0.0
+    aN = _wgt(k, jn, i, bd, maskU, dzt, area_u) if hasN else 0.0
+    aS = _wgt(k, js, i, bd, maskU, dzt, area_u) if hasS else 0.0
+    aNW = _wgt(k, jn, iw, bd, maskU, dzt, area_u) if hasN and hasW else 0.0
+    aU = _wgt(kp, j, i, bd, maskU, dzt, area_u) if hasU else 0.0
+    aD = _wgt(km, j, i, bd, maskU, dzt, area_u) if hasD else 0.0
+    aUW = _wgt(kp, j, iw, bd, maskU, dzt, area_u) if hasU and hasW else 0.0
+    bd = b_dv_adv
+    c0 = _wgt(k, j, i, bd, maskV, dzt, area_v)
+    cE = _wgt(k, j, ie, bd, maskV, dzt, area_v) if hasE else 0.0
+    cW = _wgt(k, j, iw, bd, maskV, dzt, area_v) if hasW else 0.0
+    cN = _wgt(k, jn, i, bd, maskV, dzt, area_v) if hasN else 0.0
+    cS = _wgt(k, js, i, bd, maskV, dzt, area_v) if hasS else 0.0
+    cSE = _wgt(k, js, ie, bd, maskV, dzt, area_v) if hasS and hasE else 0.0
+    cU = _wgt(kp, j, i, bd, maskV, dzt, area_v) if hasU else 0.0
+    cD = _wgt(km, j, i, bd, maskV, dzt, area_v) if hasD else 0.0
+    cUS = _wgt(kp, js, i, bd, maskV, dzt, area_v) if hasU and hasS else 0.0
+    # face-flux adjoints b_face = a(right/upper cell) - a(left/lower cell)
+    bfe_u = aE - a0            # u east face i        (needs hasE)
+    bfe_uw = a0 - aW           # u east face i-1      (needs hasW)
+    bfn_u = aN - a0            # u north face, corner (j, i)     (needs hasN)
+    bfn_us = a0 - aS           # u north face, corner (j-1, i)   (needs hasS)
+    bfn_uw = aNW - aW          # u north face, corner (j, i-1)   (needs hasN, hasW)
+    bft_u = aU - a0            # u top face k, column i          (needs hasU)
+    bft_ud = a0 - aD           # u top face k-1                  (needs hasD)
+    bft_uw = aUW - aW          # u top face k, column i-1        (needs hasU, hasW)
+    bfe_v = cE - c0            # v east face, corner (j, i)      (needs hasE)
+    bfe_vw = c0 - cW           # v east face, corner (j, i-1)    (needs hasW)
+    bfe_vs = cSE - cS          # v east face, corner (j-1, i)    (needs hasS, hasE)
+    bfn_v = cN - c0            # v north face j                  (needs hasN)
+    bfn_vs = c0 - cS           # v north face j-1                (needs hasS)
+    bft_v = cU - c0            # v top face k, row j             (needs hasU)
+    bft_vd = c0 - cD           # v top face k-1                  (needs hasD)
+    bft_vs = cUS - cS          # v top face k, row j-1           (needs hasU, hasS)
+    # transports at and around p
+    cUt = maskU[k, j, i] * dyt[j] * dzt[k]                 # d utr / d u at p
+    cVt = dzt[k] * cosu[j] * dxt[i] * maskV[k, j, i]       # d vtr / d v at p
+    cWt = maskW[k, j, i] * area_t[j, i]                    # d wtr / d w at p
+    u0 = u[k, j, i]
+    v0 = v[k, j, i]
+    ut0 = u0 * cUt
+    vt0 = v0 * cVt
     bu = 0.0
     bv = 0.0
     bw = 0.0
-    cU = maskU[k, j, i] * dyt[j] * dzt[k]                 # d utr / d u at p
-    cV = dzt[k] * cosu[j] * dxt[i] * maskV[k, j, i]       # d vtr / d v at p
-    cW = maskW[k, j, i] * area_t[j, i]                    # d wtr / d w at p
-    # --- u-equation, east faces i (u at p is u[f]) and i-1 (u at p is u[f+1]) ---
-    if i + 1 < NX:
-        b = _b_fe_u(k, j, i, b_du_adv, maskU, dzt, area_u)
-        S = utr_at(k, j, i + 1, u, maskU, dyt, dzt) + utr_at(k, j, i, u, maskU, dyt, dzt)
-        bu += b * 0.25 * (S + (u[k, j, i] + u[k, j, i + 1]) * cU)
-    if i >= 1:
-        b = _b_fe_u(k, j, i - 1, b_du_adv, maskU, dzt, area_u)
-        S = utr_at(k, j, i, u, maskU, dyt, dzt) + utr_at(k, j, i - 1, u, maskU, dyt, dzt)
-        bu += b * 0.25 * (S + (u[k, j, i - 1] + u[k, j, i]) * cU)
-    # --- u-equation, north faces at corner rows j and j-1 (column i): d/du = 0.25 (V_i + V_{i+1}) ---
-    if j + 1 < NY and i + 1 < NX:
-        b = _b_fn_u(k, j, i, b_du_adv, maskU, dzt, area_u)
-        bu += b * 0.25 * (vtr_at(k, j, i + 1, v, maskV, dxt, dzt, cosu) + vtr_at(k, j, i, v, maskV, dxt, dzt, cosu))
-    if j >= 1 and i + 1 < NX:
-        b = _b_fn_u(k, j - 1, i, b_du_adv, maskU, dzt, area_u)
-        bu += b * 0.25 * (vtr_at(k, j - 1, i + 1, v, maskV, dxt, dzt, cosu)
-                          + vtr_at(k, j - 1, i, v, maskV, dxt, dzt, cosu))
-    # north faces of u read v at p: corner (j, i) [vtr_i] and (j, i-1) [vtr_{i'+1}]
-    if j + 1 < NY:
-        b = _b_fn_u(k, j, i, b_du_adv, maskU, dzt, area_u)
-        bv += b * 0.25 * (u[k, j, i] + u[k, j + 1, i]) * cV
-        if i >= 1:
-            b = _b_fn_u(k, j, i - 1, b_du_adv, maskU, dzt, area_u)
-            bv += b * 0.25 * (u[k, j, i - 1] + u[k, j + 1, i - 1]) * cV
-    # --- u-equation, top faces k and k-1 (column i): d/du = 0.25 (W_i + W_{i+1}) ---
-    if i + 1 < NX:
-        if k + 1 < nz:
-            b = _b_ft_u(k, j, i, b_du_adv, maskU, dzt, area_u)
-            bu += b * 0.25 * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j, i + 1, w, maskW, area_t))
-        if k >= 1:
-            b = _b_ft_u(k - 1, j, i, b_du_adv, maskU, dzt, area_u)
-            bu += b * 0.25 * (wtr_at(k - 1, j, i, w, maskW, area_t) + wtr_at(k - 1, j, i + 1, w, maskW, area_t))
-    # top faces of u read w at p: columns i and i-1
-    if k + 1 < nz:
-        b = _b_ft_u(k, j, i, b_du_adv, maskU, dzt, area_u)
-        bw += b * 0.25 * (u[k + 1, j, i] + u[k, j, i]) * cW
-        if i >= 1:
-            b = _b_ft_u(k, j, i - 1, b_du_adv, maskU, dzt, area_u)
-            bw += b * 0.25 * (u[k + 1, j, i - 1] + u[k, j, i - 1]) * cW
-    # --- v-equation, east faces: fe_v(j', f) reads u at (j', f) and (j'+1, f) and v at f, f+1 ---
-    if i + 1 < NX:
-        if j + 1 < NY:
-            b = _b_fe_v(k, j, i, b_dv_adv, maskV, dzt, area_v)
-            bu += b * 0.25 * (v[k, j, i] + v[k, j, i + 1]) * cU                 # u as utr[j', f]
-        if j >= 1:
-            b = _b_fe_v(k, j - 1, i, b_dv_adv, maskV, dzt, area_v)
-            bu += b * 0.25 * (v[k, j - 1, i] + v[k, j - 1, i + 1]) * cU         # u as utr[j'+1, f]
-    if j + 1 < NY:
-        S = utr_at(k, j + 1, i, u, maskU, dyt, dzt) + utr_at(k, j, i, u, maskU, dyt, dzt)
-        if i + 1 < NX:
-            b = _b_fe_v(k, j, i, b_dv_adv, maskV, dzt, area_v)
-            bv += b * 0.25 * S
-        if i >= 1:
-            b = _b_fe_v(k, j, i - 1, b_dv_adv, maskV, dzt, area_v)
-            bv += b * 0.25 * (utr_at(k, j + 1, i - 1, u, maskU, dyt, dzt) + utr_at(k, j, i - 1, u, maskU, dyt, dzt))
-    # --- v-equation, north faces j (v at p is v[f]) and j-1 (v at p is v[f+1]) ---
-    if j + 1 < NY:
-        b = _b_fn_v(k, j, i, b_dv_adv, maskV, dzt, area_v)
-        S = vtr_at(k, j + 1, i, v, maskV, dxt, dzt, cosu) + vtr_at(k, j, i, v, maskV, dxt, dzt, cosu)
-        bv += b * 0.25 * (S + (v[k, j, i] + v[k, j + 1, i]) * cV)
-    if j >= 1:
-        b = _b_fn_v(k, j - 1, i, b_dv_adv, maskV, dzt, area_v)
-        S = vtr_at(k, j, i, v, maskV, dxt, dzt, cosu) + vtr_at(k, j - 1, i, v, maskV, dxt, dzt, cosu)
-        bv += b * 0.25 * (S + (v[k, j - 1, i] + v[k, j, i]) * cV)
-    # --- v-equation, top faces (row j): d/dv = 0.25 (W_j + W_{j+1}); w at p read by rows j and j-1 ---
-    if j + 1 < NY:
-        if k + 1 < nz:
-            b = _b_ft_v(k, j, i, b_dv_adv, maskV, dzt, area_v)
-            bv += b * 0.25 * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j + 1, i, w, maskW, area_t))
-        if k >= 1:
-            b = _b_ft_v(k - 1, j, i, b_dv_adv, maskV, dzt, area_v)
-            bv += b * 0.25 * (wtr_at(k - 1, j, i, w, maskW, area_t) + wtr_at(k - 1, j + 1, i, w, maskW, area_t))
-    if k + 1 < nz:
-        b = _b_ft_v(k, j, i, b_dv_adv, maskV, dzt, area_v)
-        bw += b * 0.25 * (v[k + 1, j, i] + v[k, j, i]) * cW
-        if j >= 1:
-            b = _b_ft_v(k, j - 1, i, b_dv_adv, maskV, dzt, area_v)
-            bw += b * 0.25 * (v[k + 1, j - 1, i] + v[k, j - 1, i]) * cW
+    if hasE:
+        uE = u[k, j, ie]
+        bu += bfe_u * 0.25 * (utr_at(k, j, ie, u, maskU, dyt, dzt) + ut0 + (u0 + uE) * cUt)
+    if hasW:
+        uW = u[k, j, iw]
+        bu += bfe_uw * 0.25 * (ut0 + utr_at(k, j, iw, u, maskU, dyt, dzt) + (uW + u0) * cUt)
+    if hasE:
+        if hasN:
+            bu += bfn_u * 0.25 * (vtr_at(k, j, ie, v, maskV, dxt, dzt, cosu) + vt0)
+        if hasS:
+            bu += bfn_us * 0.25 * (vtr_at(k, js, ie, v, maskV, dxt, dzt, cosu) + vtr_at(k, js, i, v, maskV, dxt, dzt, cosu))
+    if hasN:
+        bv += bfn_u * 0.25 * (u0 + u[k, jn, i]) * cVt
+        if hasW:
+            bv += bfn_uw * 0.25 * (u[k, j, iw] + u[k, jn, iw]) * cVt
+    if hasE:
+        if hasU:
+            bu += bft_u * 0.25 * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j, ie, w, maskW, area_t))
+        if hasD:
+            bu += bft_ud * 0.25 * (wtr_at(km, j, i, w, maskW, area_t) + wtr_at(km, j, ie, w, maskW, area_t))
+    if hasU:
+        bw += bft_u * 0.25 * (u[kp, j, i] + u0) * cWt
+        if hasW:
+            bw += bft_uw * 0.25 * (u[kp, j, iw] + u[k, j, iw]) * cWt
+    # v-equation
+    if hasE:
+        if hasN:
+            bu += bfe_v * 0.25 * (v0 + v[k, j, ie]) * cUt
+        if hasS:
+            bu += bfe_vs * 0.25 * (v[k, js, i] + v[k, js, ie]) * cUt
+    if hasN:
+        if hasE:
+            bv += bfe_v * 0.25 * (utr_at(k, jn, i, u, maskU, dyt, dzt) + ut0)
+        if hasW:
+            bv += bfe_vw * 0.25 * (utr_at(k, jn, iw, u, maskU, dyt, dzt) + utr_at(k, j, iw, u, maskU, dyt, dzt))
+        bv += bfn_v * 0.25 * (vtr_at(k, jn, i, v, maskV, dxt, dzt, cosu) + vt0 + (v0 + v[k, jn, i]) * cVt)
+        if hasU:
+            bv += bft_v * 0.25 * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, jn, i, w, maskW, area_t))
+        if hasD:
+            bv += bft_vd * 0.25 * (wtr_at(km, j, i, w, maskW, area_t) + wtr_at(km, jn, i, w, maskW, area_t))
+    if hasS:
+        bv += bfn_vs * 0.25 * (vt0 + vtr_at(k, js, i, v, maskV, dxt, dzt, cosu) + (v[k, js, i] + v0) * cVt)
+    if hasU:
+        bw += bft_v * 0.25 * (v[kp, j, i] + v0) * cWt
+        if hasS:
+            bw += bft_vs * 0.25 * (v[kp, js, i] + v[k, js, i]) * cWt
     b_u[k, j, i] += bu
     b_v[k, j, i] += bv
     b_w[k, j, i] += bw

@@ -371,6 +371,43 @@ def vertical_mixing_ad(i, j, b_temp_ab, b_salt_ab, b_forc_temp_surface, b_forc_s
         b_salt_ab[k, j, i] += b_salt_new[k, j, i]
     if not solved:
         return
+    # no mixing in the column (forward fast path): A = I, x = d (T* plus the surface flux at the top),
+    # lam = b_x, so b_T* += b_x, b_forc += dt / dzt[top] b_x[top] and only the kappaH sensitivity
+    # dt / dzw_k sum_tracers (x_{k+1} - x_k)(b_x_k / dzt_k - b_x_{k+1} / dzt_{k+1}) remains
+    mixing = False
+    for k in range(k0, nz - 1):
+        if kappaH[k, j, i] != 0.0:
+            mixing = True
+    if not mixing:
+        top = nz - 1
+        ft = dt_tracer / dzt[top]
+        lt1 = b_temp_new[top, j, i]
+        ls1 = b_salt_new[top, j, i]
+        b_temp_ab[top, j, i] += lt1
+        b_salt_ab[top, j, i] += ls1
+        b_forc_temp_surface[j, i] += ft * lt1
+        b_forc_salt_surface[j, i] += ft * ls1
+        xt1 = temp_ab[top, j, i] + dt_tracer * forc_temp_surface[j, i] / dzt[top]
+        xs1 = salt_ab[top, j, i] + dt_tracer * forc_salt_surface[j, i] / dzt[top]
+        lt1 = lt1 / dzt[top]
+        ls1 = ls1 / dzt[top]
+        for kk in range(nz - 1 - k0):
+            k = nz - 2 - kk
+            lt = b_temp_new[k, j, i]
+            ls = b_salt_new[k, j, i]
+            b_temp_ab[k, j, i] += lt
+            b_salt_ab[k, j, i] += ls
+            xt = temp_ab[k, j, i]
+            xs = salt_ab[k, j, i]
+            r = 1.0 / dzt[k]
+            lt = lt * r
+            ls = ls * r
+            b_kappaH[k, j, i] += dt_tracer / dzw[k] * ((xt1 - xt) * (lt - lt1) + (xs1 - xs) * (ls - ls1))
+            xt1 = xt
+            xs1 = xs
+            lt1 = lt
+            ls1 = ls
+        return
     b_forc_temp_surface[j, i] += _vmix_ad_tracer(j, i, k0, b_temp_ab, b_kappaH, scr_cp, scr_dp, scr_y, b_temp_new,
                                                  temp_ab, kappaH, forc_temp_surface, dzt, dzw, dt_tracer)
     b_forc_salt_surface[j, i] += _vmix_ad_tracer(j, i, k0, b_salt_ab, b_kappaH, scr_cp, scr_dp, scr_y, b_salt_new,
