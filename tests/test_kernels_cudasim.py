@@ -68,7 +68,7 @@ def test_children_ran_in_the_simulator(sim_run):
     _check_info(sim_run["jit"], False, [k.name for k in JIT_KERNELS if k.name in names])
 
 
-def _compare(k, sim_run, child):
+def _assert_bitwise(k, sim_run, child):
     assert k.name not in sim_run["cpu_err"], f"{k.name} on the CPU: {sim_run['cpu_err'][k.name]}"
     msg = kc.bitwise_mismatch(k, sim_run["cpu"][k.name], child)
     assert msg is None, f"CUDA simulator vs CPU: {msg}"
@@ -76,9 +76,9 @@ def _compare(k, sim_run, child):
 
 @pytest.mark.parametrize("k", KERNELS, ids=lambda k: k.name)
 def test_cudasim_equals_cpu(k, sim_run):
-    _compare(k, sim_run, sim_run["python"])
+    _assert_bitwise(k, sim_run, sim_run["python"])
 
 
 @pytest.mark.parametrize("k", JIT_KERNELS, ids=lambda k: k.name)
 def test_cudasim_compiled_bodies_equal_cpu(k, sim_run):
-    _compare(k, sim_run, sim_run["jit"])
+    _assert_bitwise(k, sim_run, sim_run["jit"])

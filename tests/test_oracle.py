@@ -84,7 +84,7 @@ def rel_error(grid, name, ours, ref):
     return float(np.abs(a - b).max()) / scale, scale
 
 
-def check(grid, name, ours, ref, tol):
+def assert_close(grid, name, ours, ref, tol):
     err, scale = rel_error(grid, name, ours, ref)
     if scale == 0.0:
         assert err == 0.0, f"{name}: Veros is identically zero, stommel has max|.| = {err:.3e}"
@@ -147,7 +147,7 @@ def test_islands_match_veros(model0, oracle):
 
 @pytest.mark.parametrize("name", ["temp", "salt", "rho", "Nsqr"])
 def test_initial_state_matches_veros(model0, oracle, name):
-    check(model0.grid, name, model0.get(name), oracle[f"s0__{name}"], TOL_KERNEL)
+    assert_close(model0.grid, name, model0.get(name), oracle[f"s0__{name}"], TOL_KERNEL)
 
 
 # ---------------------------------------------------------------------------
@@ -175,7 +175,7 @@ def test_state_after_steps(run10, oracle, step, name):
     grid, out = run10
     assert out[step]["itt"] == oracle["meta"][f"s{step}"]["itt"] == step
     assert out[step]["time"] == oracle["meta"][f"s{step}"]["time"]
-    check(grid, name, out[step][name], oracle[f"s{step}__{name}"], TOL_STEP[name])
+    assert_close(grid, name, out[step][name], oracle[f"s{step}__{name}"], TOL_STEP[name])
 
 
 @pytest.mark.parametrize("step", [1, 10])
@@ -240,7 +240,7 @@ def test_replay_reads_only_documented_inputs(replay):
 @pytest.mark.parametrize("name", ["u", "v", "w", "temp", "salt", "psi", "eke", "rho", "Nsqr", "dpsi"])
 def test_replay_state(replay, oracle, name):
     m, _ = replay
-    check(m.grid, name, m.get(name), oracle[f"s10__{name}"], TOL_REPLAY)
+    assert_close(m.grid, name, m.get(name), oracle[f"s10__{name}"], TOL_REPLAY)
 
 
 def test_replay_island_rate(replay, oracle):
@@ -256,7 +256,7 @@ def test_replay_island_rate(replay, oracle):
                                   "eke_len", "u_wgrid", "v_wgrid", "w_wgrid", "forc_temp_surface"])
 def test_replay_diagnostics(replay, oracle, name):
     m, _ = replay
-    check(m.grid, name, m.get(name), oracle[f"s10__{name}"], TOL_REPLAY)
+    assert_close(m.grid, name, m.get(name), oracle[f"s10__{name}"], TOL_REPLAY)
 
 
 # ---------------------------------------------------------------------------
@@ -330,4 +330,4 @@ def test_kernels_on_oracle_inputs(oracle, group):
         op.forward(F)
     for name, key in compare.items():
         # interior points only (halos of the new state are exchanged later in the step)
-        check(m.grid, name.split("@")[0], F[name], oracle[key], TOL_KERNEL)
+        assert_close(m.grid, name.split("@")[0], F[name], oracle[key], TOL_KERNEL)
