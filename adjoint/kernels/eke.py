@@ -854,50 +854,51 @@ def eke_update_ad(i, j, k, b_eke_imp, b_eke, b_K_gm, b_deke_now, b_deke_old, b_e
     NX = eke.shape[2]
     e = eke
     K = K_gm
+    dt = dt_tracer
     bn = b_eke_new[k, j, i]
     b_eke_imp[k, j, i] += bn
-    b_deke_now[k, j, i] += dt_tracer * _AB_NOW * bn
-    b_deke_old[k, j, i] -= dt_tracer * _AB_OLD * bn
-    # divergence weights dt c of the cells p, p+-1 (0 outside the interior: no diffusion there)
-    row = j >= 2 and j < NY - 2
-    col = i >= 2 and i < NX - 2
-    cx = dt_tracer * maskW[k, j, i] / (cost[j] * dxt[i]) * bn if row and col else 0.0
-    cy = dt_tracer * maskW[k, j, i] / (cost[j] * dyt[j]) * bn if row and col else 0.0
+    b_deke_now[k, j, i] += dt * _AB_NOW * bn
+    b_deke_old[k, j, i] -= dt * _AB_OLD * bn
+    # branch-free (selects on clamped, in-bounds neighbour indices, so that the i loop can be
+    # vectorised): the same values as the guarded form.  Divergence weights dt c of the cells
+    # p, p+-1 (0 outside the interior: no diffusion there)
+    ip = min(i + 1, NX - 1)
+    im = max(i - 1, 0)
+    jp = min(j + 1, NY - 1)
+    jm = max(j - 1, 0)
+    row = (j >= 2) & (j < NY - 2)
+    col = (i >= 2) & (i < NX - 2)
+    e0 = e[k, j, i]
+    k0 = K[k, j, i]
+    cx = dt * maskW[k, j, i] / (cost[j] * dxt[i]) * bn if row & col else 0.0
+    cy = dt * maskW[k, j, i] / (cost[j] * dyt[j]) * bn if row & col else 0.0
+    # east face i (p is its west cell) and face i-1 (p is its east cell)
+    t = dt * maskW[k, j, ip] / (cost[j] * dxt[ip]) * b_eke_new[k, j, ip]
+    bfe = cx - t if row & (i + 1 >= 2) & (i + 1 < NX - 2) else cx
+    ge_e, gk_e = _diff_partials(k0, K[k, j, ip], e0, e[k, j, ip], maskU[k, j, i] / (cost[j] * dxu[i]))
+    t = dt * maskW[k, j, im] / (cost[j] * dxt[im]) * b_eke_new[k, j, im]
+    bfw = -cx + t if row & (i - 1 >= 2) & (i - 1 < NX - 2) else -cx
+    ge_w, gk_w = _diff_partials(K[k, j, im], k0, e[k, j, im], e0, maskU[k, j, im] / (cost[j] * dxu[im]))
+    # north face j and face j-1
+    t = dt * maskW[k, jp, i] / (cost[jp] * dyt[jp]) * b_eke_new[k, jp, i]
+    bfn = cy - t if col & (j + 1 >= 2) & (j + 1 < NY - 2) else cy
+    ge_n, gk_n = _diff_partials(k0, K[k, jp, i], e0, e[k, jp, i], maskV[k, j, i] * cosu[j] / dyu[j])
+    t = dt * maskW[k, jm, i] / (cost[jm] * dyt[jm]) * b_eke_new[k, jm, i]
+    bfs = -cy + t if col & (j - 1 >= 2) & (j - 1 < NY - 2) else -cy
+    ge_s, gk_s = _diff_partials(K[k, jm, i], k0, e[k, jm, i], e0, maskV[k, jm, i] * cosu[jm] / dyu[jm])
+    hasE = i + 1 < NX
+    hasW = i >= 1
+    hasN = j + 1 < NY
+    hasS = j >= 1
     be = 0.0
     bk = 0.0
-    # east face i (p is its west cell) and face i-1 (p is its east cell)
-    if i + 1 < NX:
-        bf = cx
-        if row and i + 1 >= 2 and i + 1 < NX - 2:
-            bf -= dt_tracer * maskW[k, j, i + 1] / (cost[j] * dxt[i + 1]) * b_eke_new[k, j, i + 1]
-        ge, gk = _diff_partials(K[k, j, i], K[k, j, i + 1], e[k, j, i], e[k, j, i + 1],
-                                maskU[k, j, i] / (cost[j] * dxu[i]))
-        be -= ge * bf
-        bk += gk * bf
-    if i >= 1:
-        bf = -cx
-        if row and i - 1 >= 2 and i - 1 < NX - 2:
-            bf += dt_tracer * maskW[k, j, i - 1] / (cost[j] * dxt[i - 1]) * b_eke_new[k, j, i - 1]
-        ge, gk = _diff_partials(K[k, j, i - 1], K[k, j, i], e[k, j, i - 1], e[k, j, i],
-                                maskU[k, j, i - 1] / (cost[j] * dxu[i - 1]))
-        be += ge * bf
-        bk += gk * bf
-    # north face j and face j-1
-    if j + 1 < NY:
-        bf = cy
-        if col and j + 1 >= 2 and j + 1 < NY - 2:
-            bf -= dt_tracer * maskW[k, j + 1, i] / (cost[j + 1] * dyt[j + 1]) * b_eke_new[k, j + 1, i]
-        ge, gk = _diff_partials(K[k, j, i], K[k, j + 1, i], e[k, j, i], e[k, j + 1, i],
-                                maskV[k, j, i] * cosu[j] / dyu[j])
-        be -= ge * bf
-        bk += gk * bf
-    if j >= 1:
-        bf = -cy
-        if col and j - 1 >= 2 and j - 1 < NY - 2:
-            bf += dt_tracer * maskW[k, j - 1, i] / (cost[j - 1] * dyt[j - 1]) * b_eke_new[k, j - 1, i]
-        ge, gk = _diff_partials(K[k, j - 1, i], K[k, j, i], e[k, j - 1, i], e[k, j, i],
-                                maskV[k, j - 1, i] * cosu[j - 1] / dyu[j - 1])
-        be += ge * bf
-        bk += gk * bf
+    be = be - ge_e * bfe if hasE else be
+    bk = bk + gk_e * bfe if hasE else bk
+    be = be + ge_w * bfw if hasW else be
+    bk = bk + gk_w * bfw if hasW else bk
+    be = be - ge_n * bfn if hasN else be
+    bk = bk + gk_n * bfn if hasN else bk
+    be = be + ge_s * bfs if hasS else be
+    bk = bk + gk_s * bfs if hasS else bk
     b_eke[k, j, i] += be
     b_K_gm[k, j, i] += bk
