@@ -47,8 +47,9 @@ from contextlib import contextmanager
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+# this script's own directory comes first on sys.path when it is run as a script, and its
+# name would shadow the ``adjoint`` package: put the repository root in front of it
+sys.path[:] = [ROOT] + [p for p in sys.path if os.path.abspath(p or os.curdir) not in (HERE, ROOT)]
 
 from benchmarks.common import format_machine, format_table, load_average, machine_info, peak_rss_mib  # noqa: E402
 
