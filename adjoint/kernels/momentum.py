@@ -56,6 +56,18 @@ def coriolis_metric_tl(i, j, k, d_du_cor, d_dv_cor, d_u, d_v, u, v, coriolis_t, 
                                           - 0.25 * (tantr[j] * us0 * dus0 * w0 + tantr[j + 1] * us1 * dus1 * w1))
 
 
+@device
+def _inner(i, j, ni, nj):
+    """in_interior without short-circuit evaluation (a select, no branch)."""
+    return (i >= 2) & (i < ni - 2) & (j >= 2) & (j < nj - 2)
+
+
+@device
+def _sel(x, ok):
+    """x if ok else 0.0, x formed before the test (so that its loads are unconditional)."""
+    return x if ok else 0.0
+
+
 @adjoint_of(F.coriolis_metric)
 def coriolis_metric_ad(i, j, k, b_u, b_v, b_du_cor, b_dv_cor, u, v, coriolis_t, tantr, dxt, dxu, dyt, dyu, cost,
                        cosu, maskU, maskV):
@@ -75,21 +87,22 @@ def coriolis_metric_ad(i, j, k, b_u, b_v, b_du_cor, b_dv_cor, u, v, coriolis_t, 
       ``Y_i = f_(j,i) + tantr_j (u_(i-1) + u_i)``, ``w0 = dyt_j cost_j / (dyu_j cosu_j)`` and
       ``w1 = dyt_j cost_j / (dyu_(j-1) cosu_(j-1))``.
 
-    Six divisions per point; neighbour indices are clamped for loads whose weight is 0."""
+    Six divisions per point; neighbour indices are clamped for loads whose weight is 0, and the
+    weights are formed unconditionally and then selected (branch-free, so that the i loop vectorises)."""
     nz, NY, NX = u.shape
     ie = min(i + 1, NX - 1)
     iw = max(i - 1, 0)
     jn = min(j + 1, NY - 1)
     js = max(j - 1, 0)
-    a0 = maskU[k, j, i] * b_du_cor[k, j, i] if in_interior(i, j, NX, NY) else 0.0
-    aW = maskU[k, j, iw] * b_du_cor[k, j, iw] if in_interior(i - 1, j, NX, NY) else 0.0
-    aE = maskU[k, j, ie] * b_du_cor[k, j, ie] if in_interior(i + 1, j, NX, NY) else 0.0
-    aN = maskU[k, jn, i] * b_du_cor[k, jn, i] if in_interior(i, j + 1, NX, NY) else 0.0
-    aNW = maskU[k, jn, iw] * b_du_cor[k, jn, iw] if in_interior(i - 1, j + 1, NX, NY) else 0.0
-    c0 = maskV[k, j, i] * b_dv_cor[k, j, i] if in_interior(i, j, NX, NY) else 0.0
-    cE = maskV[k, j, ie] * b_dv_cor[k, j, ie] if in_interior(i + 1, j, NX, NY) else 0.0
-    cS = maskV[k, js, i] * b_dv_cor[k, js, i] if in_interior(i, j - 1, NX, NY) else 0.0
-    cSE = maskV[k, js, ie] * b_dv_cor[k, js, ie] if in_interior(i + 1, j - 1, NX, NY) else 0.0
+    a0 = _sel(maskU[k, j, i] * b_du_cor[k, j, i], _inner(i, j, NX, NY))
+    aW = _sel(maskU[k, j, iw] * b_du_cor[k, j, iw], _inner(i - 1, j, NX, NY))
+    aE = _sel(maskU[k, j, ie] * b_du_cor[k, j, ie], _inner(i + 1, j, NX, NY))
+    aN = _sel(maskU[k, jn, i] * b_du_cor[k, jn, i], _inner(i, j + 1, NX, NY))
+    aNW = _sel(maskU[k, jn, iw] * b_du_cor[k, jn, iw], _inner(i - 1, j + 1, NX, NY))
+    c0 = _sel(maskV[k, j, i] * b_dv_cor[k, j, i], _inner(i, j, NX, NY))
+    cE = _sel(maskV[k, j, ie] * b_dv_cor[k, j, ie], _inner(i + 1, j, NX, NY))
+    cS = _sel(maskV[k, js, i] * b_dv_cor[k, js, i], _inner(i, j - 1, NX, NY))
+    cSE = _sel(maskV[k, js, ie] * b_dv_cor[k, js, ie], _inner(i + 1, j - 1, NX, NY))
     u0 = u[k, j, i]
     uW = u[k, j, iw]
     uE = u[k, j, ie]
@@ -211,10 +224,11 @@ def momentum_advection_tl(i, j, k, d_du_adv, d_dv_adv, d_u, d_v, d_w, u, v, w, m
 
 @device
 def _wgt(k, j, i, b, mask, dzt, area):
-    """Weighted adjoint ``mask b / (dzt area)`` of the advection tendency at (k, j, i): 0 outside the interior."""
-    if not in_interior(i, j, mask.shape[2], mask.shape[1]):
-        return 0.0
-    return mask[k, j, i] * b[k, j, i] / (dzt[k] * area[j, i])
+    """Weighted adjoint ``mask b / (dzt area)`` of the advection tendency at (k, j, i): 0 outside the interior.
+    (k, j, i) must be in bounds; branch-free (the value is formed and then selected)."""
+    x = mask[k, j, i] * b[k, j, i] / (dzt[k] * area[j, i])
+    ok = (i >= 2) & (i < mask.shape[2] - 2) & (j >= 2) & (j < mask.shape[1] - 2)
+    return x if ok else 0.0
 
 
 @adjoint_of(F.momentum_advection)
@@ -230,7 +244,11 @@ def momentum_advection_ad(i, j, k, b_u, b_v, b_w, b_du_adv, b_dv_adv, u, v, w, m
     ``0.25 T`` w.r.t. the advected velocity and ``0.25 (q_f + q_{f+1}) dT/d(u, v, w)_p`` w.r.t. the
     transporting one.  u-equation: east faces i, i-1 (u by both), north faces at corners (j, i),
     (j-1, i) (u) and (j, i), (j, i-1) (v), top faces k, k-1 (u) and k of columns i, i-1 (w);
-    v-equation likewise with the roles of x and y exchanged."""
+    v-equation likewise with the roles of x and y exchanged.
+
+    Branch-free so that the i loop vectorises: neighbour indices are clamped (every load is in
+    bounds), every term is formed and then kept or dropped by a select, in the order of the guarded
+    form (the same arithmetic, bitwise the same result)."""
     nz, NY, NX = u.shape
     hasE = i + 1 < NX
     hasW = i >= 1
@@ -238,33 +256,49 @@ def momentum_advection_ad(i, j, k, b_u, b_v, b_w, b_du_adv, b_dv_adv, u, v, w, m
     hasS = j >= 1
     hasU = k + 1 < nz
     hasD = k >= 1
-    ie = i + 1 if hasE else i
-    iw = i - 1 if hasW else i
-    jn = j + 1 if hasN else j
-    js = j - 1 if hasS else j
-    kp = k + 1 if hasU else k
-    km = k - 1 if hasD else k
+    ie = min(i + 1, NX - 1)
+    iw = max(i - 1, 0)
+    jn = min(j + 1, NY - 1)
+    js = max(j - 1, 0)
+    kp = min(k + 1, nz - 1)
+    km = max(k - 1, 0)
     # weighted adjoints of du_adv (U cells) and dv_adv (V cells) that this point's faces separate
     bd = b_du_adv
     a0 = _wgt(k, j, i, bd, maskU, dzt, area_u)
-    aE = _wgt(k, j, ie, bd, maskU, dzt, area_u) if hasE else 0.0
-    aW = _wgt(k, j, iw, bd, maskU, dzt, area_u) if hasW else 0.0
-    aN = _wgt(k, jn, i, bd, maskU, dzt, area_u) if hasN else 0.0
-    aS = _wgt(k, js, i, bd, maskU, dzt, area_u) if hasS else 0.0
-    aNW = _wgt(k, jn, iw, bd, maskU, dzt, area_u) if hasN and hasW else 0.0
-    aU = _wgt(kp, j, i, bd, maskU, dzt, area_u) if hasU else 0.0
-    aD = _wgt(km, j, i, bd, maskU, dzt, area_u) if hasD else 0.0
-    aUW = _wgt(kp, j, iw, bd, maskU, dzt, area_u) if hasU and hasW else 0.0
+    t = _wgt(k, j, ie, bd, maskU, dzt, area_u)
+    aE = t if hasE else 0.0
+    t = _wgt(k, j, iw, bd, maskU, dzt, area_u)
+    aW = t if hasW else 0.0
+    t = _wgt(k, jn, i, bd, maskU, dzt, area_u)
+    aN = t if hasN else 0.0
+    t = _wgt(k, js, i, bd, maskU, dzt, area_u)
+    aS = t if hasS else 0.0
+    t = _wgt(k, jn, iw, bd, maskU, dzt, area_u)
+    aNW = t if hasN & hasW else 0.0
+    t = _wgt(kp, j, i, bd, maskU, dzt, area_u)
+    aU = t if hasU else 0.0
+    t = _wgt(km, j, i, bd, maskU, dzt, area_u)
+    aD = t if hasD else 0.0
+    t = _wgt(kp, j, iw, bd, maskU, dzt, area_u)
+    aUW = t if hasU & hasW else 0.0
     bd = b_dv_adv
     c0 = _wgt(k, j, i, bd, maskV, dzt, area_v)
-    cE = _wgt(k, j, ie, bd, maskV, dzt, area_v) if hasE else 0.0
-    cW = _wgt(k, j, iw, bd, maskV, dzt, area_v) if hasW else 0.0
-    cN = _wgt(k, jn, i, bd, maskV, dzt, area_v) if hasN else 0.0
-    cS = _wgt(k, js, i, bd, maskV, dzt, area_v) if hasS else 0.0
-    cSE = _wgt(k, js, ie, bd, maskV, dzt, area_v) if hasS and hasE else 0.0
-    cU = _wgt(kp, j, i, bd, maskV, dzt, area_v) if hasU else 0.0
-    cD = _wgt(km, j, i, bd, maskV, dzt, area_v) if hasD else 0.0
-    cUS = _wgt(kp, js, i, bd, maskV, dzt, area_v) if hasU and hasS else 0.0
+    t = _wgt(k, j, ie, bd, maskV, dzt, area_v)
+    cE = t if hasE else 0.0
+    t = _wgt(k, j, iw, bd, maskV, dzt, area_v)
+    cW = t if hasW else 0.0
+    t = _wgt(k, jn, i, bd, maskV, dzt, area_v)
+    cN = t if hasN else 0.0
+    t = _wgt(k, js, i, bd, maskV, dzt, area_v)
+    cS = t if hasS else 0.0
+    t = _wgt(k, js, ie, bd, maskV, dzt, area_v)
+    cSE = t if hasS & hasE else 0.0
+    t = _wgt(kp, j, i, bd, maskV, dzt, area_v)
+    cU = t if hasU else 0.0
+    t = _wgt(km, j, i, bd, maskV, dzt, area_v)
+    cD = t if hasD else 0.0
+    t = _wgt(kp, js, i, bd, maskV, dzt, area_v)
+    cUS = t if hasU & hasS else 0.0
     # face-flux adjoints b_face = a(right/upper cell) - a(left/lower cell)
     bfe_u = aE - a0            # u east face i        (needs hasE)
     bfe_uw = a0 - aW           # u east face i-1      (needs hasW)
@@ -290,55 +324,60 @@ def momentum_advection_ad(i, j, k, b_u, b_v, b_w, b_du_adv, b_dv_adv, u, v, w, m
     v0 = v[k, j, i]
     ut0 = u0 * cUt
     vt0 = v0 * cVt
+    uE = u[k, j, ie]
+    uW = u[k, j, iw]
+    hEN = hasE & hasN
+    hES = hasE & hasS
+    hEU = hasE & hasU
+    hED = hasE & hasD
+    hNW = hasN & hasW
+    hUW = hasU & hasW
+    hUS = hasU & hasS
+    # u-equation terms of b_u, b_v, b_w
     bu = 0.0
     bv = 0.0
     bw = 0.0
-    if hasE:
-        uE = u[k, j, ie]
-        bu += bfe_u * 0.25 * (utr_at(k, j, ie, u, maskU, dyt, dzt) + ut0 + (u0 + uE) * cUt)
-    if hasW:
-        uW = u[k, j, iw]
-        bu += bfe_uw * 0.25 * (ut0 + utr_at(k, j, iw, u, maskU, dyt, dzt) + (uW + u0) * cUt)
-    if hasE:
-        if hasN:
-            bu += bfn_u * 0.25 * (vtr_at(k, j, ie, v, maskV, dxt, dzt, cosu) + vt0)
-        if hasS:
-            bu += bfn_us * 0.25 * (vtr_at(k, js, ie, v, maskV, dxt, dzt, cosu) + vtr_at(k, js, i, v, maskV, dxt, dzt, cosu))
-    if hasN:
-        bv += bfn_u * 0.25 * (u0 + u[k, jn, i]) * cVt
-        if hasW:
-            bv += bfn_uw * 0.25 * (u[k, j, iw] + u[k, jn, iw]) * cVt
-    if hasE:
-        if hasU:
-            bu += bft_u * 0.25 * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j, ie, w, maskW, area_t))
-        if hasD:
-            bu += bft_ud * 0.25 * (wtr_at(km, j, i, w, maskW, area_t) + wtr_at(km, j, ie, w, maskW, area_t))
-    if hasU:
-        bw += bft_u * 0.25 * (u[kp, j, i] + u0) * cWt
-        if hasW:
-            bw += bft_uw * 0.25 * (u[kp, j, iw] + u[k, j, iw]) * cWt
+    t = bfe_u * 0.25 * (utr_at(k, j, ie, u, maskU, dyt, dzt) + ut0 + (u0 + uE) * cUt)
+    bu = bu + t if hasE else bu
+    t = bfe_uw * 0.25 * (ut0 + utr_at(k, j, iw, u, maskU, dyt, dzt) + (uW + u0) * cUt)
+    bu = bu + t if hasW else bu
+    t = bfn_u * 0.25 * (vtr_at(k, j, ie, v, maskV, dxt, dzt, cosu) + vt0)
+    bu = bu + t if hEN else bu
+    t = bfn_us * 0.25 * (vtr_at(k, js, ie, v, maskV, dxt, dzt, cosu) + vtr_at(k, js, i, v, maskV, dxt, dzt, cosu))
+    bu = bu + t if hES else bu
+    t = bfn_u * 0.25 * (u0 + u[k, jn, i]) * cVt
+    bv = bv + t if hasN else bv
+    t = bfn_uw * 0.25 * (u[k, j, iw] + u[k, jn, iw]) * cVt
+    bv = bv + t if hNW else bv
+    t = bft_u * 0.25 * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j, ie, w, maskW, area_t))
+    bu = bu + t if hEU else bu
+    t = bft_ud * 0.25 * (wtr_at(km, j, i, w, maskW, area_t) + wtr_at(km, j, ie, w, maskW, area_t))
+    bu = bu + t if hED else bu
+    t = bft_u * 0.25 * (u[kp, j, i] + u0) * cWt
+    bw = bw + t if hasU else bw
+    t = bft_uw * 0.25 * (u[kp, j, iw] + u[k, j, iw]) * cWt
+    bw = bw + t if hUW else bw
     # v-equation
-    if hasE:
-        if hasN:
-            bu += bfe_v * 0.25 * (v0 + v[k, j, ie]) * cUt
-        if hasS:
-            bu += bfe_vs * 0.25 * (v[k, js, i] + v[k, js, ie]) * cUt
-    if hasN:
-        if hasE:
-            bv += bfe_v * 0.25 * (utr_at(k, jn, i, u, maskU, dyt, dzt) + ut0)
-        if hasW:
-            bv += bfe_vw * 0.25 * (utr_at(k, jn, iw, u, maskU, dyt, dzt) + utr_at(k, j, iw, u, maskU, dyt, dzt))
-        bv += bfn_v * 0.25 * (vtr_at(k, jn, i, v, maskV, dxt, dzt, cosu) + vt0 + (v0 + v[k, jn, i]) * cVt)
-        if hasU:
-            bv += bft_v * 0.25 * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, jn, i, w, maskW, area_t))
-        if hasD:
-            bv += bft_vd * 0.25 * (wtr_at(km, j, i, w, maskW, area_t) + wtr_at(km, jn, i, w, maskW, area_t))
-    if hasS:
-        bv += bfn_vs * 0.25 * (vt0 + vtr_at(k, js, i, v, maskV, dxt, dzt, cosu) + (v[k, js, i] + v0) * cVt)
-    if hasU:
-        bw += bft_v * 0.25 * (v[kp, j, i] + v0) * cWt
-        if hasS:
-            bw += bft_vs * 0.25 * (v[kp, js, i] + v[k, js, i]) * cWt
+    t = bfe_v * 0.25 * (v0 + v[k, j, ie]) * cUt
+    bu = bu + t if hEN else bu
+    t = bfe_vs * 0.25 * (v[k, js, i] + v[k, js, ie]) * cUt
+    bu = bu + t if hES else bu
+    t = bfe_v * 0.25 * (utr_at(k, jn, i, u, maskU, dyt, dzt) + ut0)
+    bv = bv + t if hEN else bv
+    t = bfe_vw * 0.25 * (utr_at(k, jn, iw, u, maskU, dyt, dzt) + utr_at(k, j, iw, u, maskU, dyt, dzt))
+    bv = bv + t if hNW else bv
+    t = bfn_v * 0.25 * (vtr_at(k, jn, i, v, maskV, dxt, dzt, cosu) + vt0 + (v0 + v[k, jn, i]) * cVt)
+    bv = bv + t if hasN else bv
+    t = bft_v * 0.25 * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, jn, i, w, maskW, area_t))
+    bv = bv + t if hasN & hasU else bv
+    t = bft_vd * 0.25 * (wtr_at(km, j, i, w, maskW, area_t) + wtr_at(km, jn, i, w, maskW, area_t))
+    bv = bv + t if hasN & hasD else bv
+    t = bfn_vs * 0.25 * (vt0 + vtr_at(k, js, i, v, maskV, dxt, dzt, cosu) + (v[k, js, i] + v0) * cVt)
+    bv = bv + t if hasS else bv
+    t = bft_v * 0.25 * (v[kp, j, i] + v0) * cWt
+    bw = bw + t if hasU else bw
+    t = bft_vs * 0.25 * (v[kp, js, i] + v[k, js, i]) * cWt
+    bw = bw + t if hUS else bw
     b_u[k, j, i] += bu
     b_v[k, j, i] += bv
     b_w[k, j, i] += bw
