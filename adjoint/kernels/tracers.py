@@ -104,18 +104,18 @@ def tracer_advection_tl(i, j, k, d_dtemp, d_dsalt, d_temp, d_salt, d_u, d_v, d_w
 
 @device
 def _cx(k, j, i, maskT, cost, dxt):
-    """maskT / (cost dxt) of cell (k, j, i) in the interior, else 0 (any i, j)."""
-    if not in_interior(i, j, maskT.shape[2], maskT.shape[1]):
-        return 0.0
-    return maskT[k, j, i] / (cost[j] * dxt[i])
+    """maskT / (cost dxt) of cell (k, j, i) in the interior, else 0 ((k, j, i) in bounds; branch-free)."""
+    x = maskT[k, j, i] / (cost[j] * dxt[i])
+    ok = (i >= 2) & (i < maskT.shape[2] - 2) & (j >= 2) & (j < maskT.shape[1] - 2)
+    return x if ok else 0.0
 
 
 @device
 def _cy(k, j, i, maskT, cost, dyt):
-    """maskT / (cost dyt) of cell (k, j, i) in the interior, else 0 (any i, j)."""
-    if not in_interior(i, j, maskT.shape[2], maskT.shape[1]):
-        return 0.0
-    return maskT[k, j, i] / (cost[j] * dyt[j])
+    """maskT / (cost dyt) of cell (k, j, i) in the interior, else 0 ((k, j, i) in bounds; branch-free)."""
+    x = maskT[k, j, i] / (cost[j] * dyt[j])
+    ok = (i >= 2) & (i < maskT.shape[2] - 2) & (j >= 2) & (j < maskT.shape[1] - 2)
+    return x if ok else 0.0
 
 
 @adjoint_of(F.tracer_advection)
@@ -126,63 +126,90 @@ def tracer_advection_ad(i, j, k, b_temp, b_salt, b_u, b_v, b_w, b_dtemp, b_dsalt
     maskT / dzt in the interior, 0 elsewhere):
     ``b_T[p] += 0.5 sum_faces U_face b_fT(face)`` (U_face = u maskU, cosu v maskV, w maskW),
     ``b_u[p] += 0.5 maskU ((T_i + T_{i+1}) b_fT(east face i) + (S_i + S_{i+1}) b_fS(east face i))``,
-    likewise v (cosu, north face j) and w (top face k, k < nz-1)."""
+    likewise v (cosu, north face j) and w (top face k, k < nz-1).
+
+    Branch-free so that the i loop vectorises: neighbour indices are clamped (every load is in
+    bounds), every term is formed and then kept or dropped by a select, in the order of the guarded
+    form (the same arithmetic, bitwise the same result)."""
     nz, NY, NX = temp.shape
-    inner = in_interior(i, j, NX, NY)
+    hasE = i + 1 < NX
+    hasW = i >= 1
+    hasN = j + 1 < NY
+    hasS = j >= 1
+    inner = (i >= 2) & (i < NX - 2) & (j >= 2) & (j < NY - 2)
+    hasU = inner & (k < nz - 1)
+    hasD = inner & (k >= 1)
+    ie = min(i + 1, NX - 1)
+    iw = max(i - 1, 0)
+    jn = min(j + 1, NY - 1)
+    js = max(j - 1, 0)
+    kp = min(k + 1, nz - 1)
+    km = max(k - 1, 0)
     # own cell: coefficient times adjoint, shared by its two faces in each direction
     cx = _cx(k, j, i, maskT, cost, dxt)
     cy = _cy(k, j, i, maskT, cost, dyt)
-    cz = maskT[k, j, i] / dzt[k] if inner else 0.0
+    t = maskT[k, j, i] / dzt[k]
+    cz = t if inner else 0.0
     gT = b_dtemp[k, j, i]
     gS = b_dsalt[k, j, i]
+    T0 = temp[k, j, i]
+    S0 = salt[k, j, i]
     bT = 0.0
     bS = 0.0
     # --- east face i (its flux reads u at p) and west face i-1 ---
-    if i + 1 < NX:
-        c = _cx(k, j, i + 1, maskT, cost, dxt)
-        ft = c * b_dtemp[k, j, i + 1] - cx * gT
-        fs = c * b_dsalt[k, j, i + 1] - cx * gS
-        U = 0.5 * u[k, j, i] * maskU[k, j, i]
-        bT += U * ft
-        bS += U * fs
-        b_u[k, j, i] += 0.5 * maskU[k, j, i] * ((temp[k, j, i] + temp[k, j, i + 1]) * ft
-                                                + (salt[k, j, i] + salt[k, j, i + 1]) * fs)
-    if i >= 1:
-        c = _cx(k, j, i - 1, maskT, cost, dxt)
-        U = 0.5 * u[k, j, i - 1] * maskU[k, j, i - 1]
-        bT += U * (cx * gT - c * b_dtemp[k, j, i - 1])
-        bS += U * (cx * gS - c * b_dsalt[k, j, i - 1])
+    c = _cx(k, j, ie, maskT, cost, dxt)
+    ft = c * b_dtemp[k, j, ie] - cx * gT
+    fs = c * b_dsalt[k, j, ie] - cx * gS
+    U = 0.5 * u[k, j, i] * maskU[k, j, i]
+    tT = U * ft
+    tS = U * fs
+    bT = bT + tT if hasE else bT
+    bS = bS + tS if hasE else bS
+    x = 0.5 * maskU[k, j, i] * ((T0 + temp[k, j, ie]) * ft + (S0 + salt[k, j, ie]) * fs)
+    o = b_u[k, j, i]
+    b_u[k, j, i] = o + x if hasE else o
+    c = _cx(k, j, iw, maskT, cost, dxt)
+    U = 0.5 * u[k, j, iw] * maskU[k, j, iw]
+    tT = U * (cx * gT - c * b_dtemp[k, j, iw])
+    tS = U * (cx * gS - c * b_dsalt[k, j, iw])
+    bT = bT + tT if hasW else bT
+    bS = bS + tS if hasW else bS
     # --- north face j (its flux reads v at p) and south face j-1 ---
-    if j + 1 < NY:
-        c = _cy(k, j + 1, i, maskT, cost, dyt)
-        ft = c * b_dtemp[k, j + 1, i] - cy * gT
-        fs = c * b_dsalt[k, j + 1, i] - cy * gS
-        V = cosu[j] * 0.5 * v[k, j, i] * maskV[k, j, i]
-        bT += V * ft
-        bS += V * fs
-        b_v[k, j, i] += cosu[j] * 0.5 * maskV[k, j, i] * ((temp[k, j, i] + temp[k, j + 1, i]) * ft
-                                                          + (salt[k, j, i] + salt[k, j + 1, i]) * fs)
-    if j >= 1:
-        c = _cy(k, j - 1, i, maskT, cost, dyt)
-        V = cosu[j - 1] * 0.5 * v[k, j - 1, i] * maskV[k, j - 1, i]
-        bT += V * (cy * gT - c * b_dtemp[k, j - 1, i])
-        bS += V * (cy * gS - c * b_dsalt[k, j - 1, i])
+    c = _cy(k, jn, i, maskT, cost, dyt)
+    ft = c * b_dtemp[k, jn, i] - cy * gT
+    fs = c * b_dsalt[k, jn, i] - cy * gS
+    V = cosu[j] * 0.5 * v[k, j, i] * maskV[k, j, i]
+    tT = V * ft
+    tS = V * fs
+    bT = bT + tT if hasN else bT
+    bS = bS + tS if hasN else bS
+    x = cosu[j] * 0.5 * maskV[k, j, i] * ((T0 + temp[k, jn, i]) * ft + (S0 + salt[k, jn, i]) * fs)
+    o = b_v[k, j, i]
+    b_v[k, j, i] = o + x if hasN else o
+    c = _cy(k, js, i, maskT, cost, dyt)
+    V = cosu[js] * 0.5 * v[k, js, i] * maskV[k, js, i]
+    tT = V * (cy * gT - c * b_dtemp[k, js, i])
+    tS = V * (cy * gS - c * b_dsalt[k, js, i])
+    bT = bT + tT if hasS else bT
+    bS = bS + tS if hasS else bS
     # --- top face k (its flux reads w at p; none at the surface) and bottom face k-1, interior columns ---
-    if inner:
-        if k < nz - 1:
-            c = maskT[k + 1, j, i] / dzt[k + 1]
-            ft = c * b_dtemp[k + 1, j, i] - cz * gT
-            fs = c * b_dsalt[k + 1, j, i] - cz * gS
-            W = 0.5 * w[k, j, i] * maskW[k, j, i]
-            bT += W * ft
-            bS += W * fs
-            b_w[k, j, i] += 0.5 * maskW[k, j, i] * ((temp[k, j, i] + temp[k + 1, j, i]) * ft
-                                                    + (salt[k, j, i] + salt[k + 1, j, i]) * fs)
-        if k >= 1:
-            c = maskT[k - 1, j, i] / dzt[k - 1]
-            W = 0.5 * w[k - 1, j, i] * maskW[k - 1, j, i]
-            bT += W * (cz * gT - c * b_dtemp[k - 1, j, i])
-            bS += W * (cz * gS - c * b_dsalt[k - 1, j, i])
+    c = maskT[kp, j, i] / dzt[kp]
+    ft = c * b_dtemp[kp, j, i] - cz * gT
+    fs = c * b_dsalt[kp, j, i] - cz * gS
+    W = 0.5 * w[k, j, i] * maskW[k, j, i]
+    tT = W * ft
+    tS = W * fs
+    bT = bT + tT if hasU else bT
+    bS = bS + tS if hasU else bS
+    x = 0.5 * maskW[k, j, i] * ((T0 + temp[kp, j, i]) * ft + (S0 + salt[kp, j, i]) * fs)
+    o = b_w[k, j, i]
+    b_w[k, j, i] = o + x if hasU else o
+    c = maskT[km, j, i] / dzt[km]
+    W = 0.5 * w[km, j, i] * maskW[km, j, i]
+    tT = W * (cz * gT - c * b_dtemp[km, j, i])
+    tS = W * (cz * gS - c * b_dsalt[km, j, i])
+    bT = bT + tT if hasD else bT
+    bS = bS + tS if hasD else bS
     b_temp[k, j, i] += bT
     b_salt[k, j, i] += bS
 
