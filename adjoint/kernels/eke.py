@@ -519,14 +519,13 @@ def _sb_partials(vel, velc, qm1, q0, qp1, qp2, mm1, m0, mp1, cfl_len, dt):
 def _sb_fup(velc, up, rj, cfl_len, dt):
     """``dF/dup`` of ``superbee_flux`` alone (as in :func:`_sb_partials`): the partial of a face w.r.t. its
     outer cell (q_{f-1} through rjm on upwind faces, q_{f+2} through rjp otherwise) is ``-+ mask dF/dup``.
-    Zero where the limiter is flat (the CFL division is then skipped)."""
+    Zero where the limiter is flat (branch-free: the value is formed and then selected)."""
     guard = abs(rj) < 1e-20
     den = 1e-20 if guard else rj
     cr, slope = _limiter(up / den)
-    if slope == 0.0:
-        return 0.0
     cfl = abs(velc * (dt / cfl_len))
-    return -abs(velc) * (cfl - 1.0) * slope * 0.5 * (rj * 1e20 if guard else 1.0)
+    r = -abs(velc) * (cfl - 1.0) * slope * 0.5 * (rj * 1e20 if guard else 1.0)
+    return 0.0 if slope == 0.0 else r
 
 
 @helper
@@ -611,160 +610,211 @@ def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_e
     ``B_a = sum_faces b_F dF/dD_a``, ``b_eke[p] += m_{i-1} B_{i-1} - m_i B_i + 0.5 (b_F_i velc_i + b_F_{i-1}
     velc_{i-1})``.  B_i gathers face i (as rj), face i-1 (as rjp, if vel <= 0) and face i+1 (as rjm, if
     vel > 0); B_{i-1} gathers face i-1 (rj), face i (rjm, vel > 0), face i-2 (rjp, vel <= 0): two full
-    partial sets (:func:`_sb_face`) and at most two limiter slopes (:func:`_sb_fup`) per direction, each
+    partial sets (:func:`_sb_face`) and two limiter slopes (:func:`_sb_fup`) per direction, each
     face evaluated once.  The velocity at p is read only by face p (:func:`_sb_gv`).  Faces: east
     ``1 <= f < NX-2`` (rows ``2 <= j < NY-2``), north likewise in j with ``velc = cosu_f v``, top
     ``0 <= f <= nz-2`` of interior columns; the edge padding in z makes rjm of face 0 and rjp of face
-    nz-2 identically zero (no dependence)."""
+    nz-2 identically zero (no dependence).
+
+    Branch-free so that the i loop vectorises: neighbour indices are clamped (every load is in
+    bounds), every face term is formed and then kept or dropped by a select (conditions: the face
+    exists, its upwind direction, a nonzero flux adjoint for the slope terms), in the order of the
+    guarded form (the same arithmetic, bitwise the same result)."""
     nz, NY, NX = eke.shape
     q = eke
     m = maskW
     dt = dt_tracer
+    ip = min(i + 1, NX - 1)
+    ip2 = min(i + 2, NX - 1)
+    im = max(i - 1, 0)
+    im2 = max(i - 2, 0)
+    jp = min(j + 1, NY - 1)
+    jp2 = min(j + 2, NY - 1)
+    jm = max(j - 1, 0)
+    jm2 = max(j - 2, 0)
+    kp = min(k + 1, nz - 1)
+    kp2 = min(k + 2, nz - 1)
+    km = max(k - 1, 0)
+    km2 = max(k - 2, 0)
+    q00 = q[k, j, i]
+    m00 = m[k, j, i]
     be = 0.0
     # ---------------- x: faces f = i-2 .. i+1 of rows 2 <= j < NY-2 (faces 1 <= f < NX-2) -------------
-    if j >= 2 and j < NY - 2:
-        # differences D_a = (q_{a+1} - q_a) mx_a for a = i-1, i (own), adjoint B_a gathered from faces
-        mi = m[k, j, i] * m[k, j, i + 1] if i + 1 < NX else 0.0
-        mim = m[k, j, i - 1] * m[k, j, i] if i >= 1 else 0.0
-        Bi = 0.0     # adjoint of D_i
-        Bim = 0.0    # adjoint of D_{i-1}
-        rc = dt / cost[j]
-        if i >= 1 and i < NX - 2:           # face i: rjm = D_{i-1}, rj = D_i, rjp = D_{i+1}
-            vel = u_wgrid[k, j, i]
-            bf = b_eke_fe[k, j, i]
-            cf = rc / dxt[i]
-            q0 = q[k, j, i]
-            q1 = q[k, j, i + 1]
-            rj = (q1 - q0) * mi
-            f_rj, f_up, G, cr = _sb_face(vel, vel, (q0 - q[k, j, i - 1]) * mim, rj,
-                                         (q[k, j, i + 2] - q1) * (m[k, j, i + 1] * m[k, j, i + 2]), cf)
-            Bi += bf * f_rj
-            if vel > 0.0:
-                Bim += bf * f_up
-            be += 0.5 * vel * bf
-            b_u_wgrid[k, j, i] += _sb_gv(vel, cf, q0, q1, rj, G, cr) * bf
-        if i >= 2 and i < NX - 1:           # face i-1: rjm = D_{i-2}, rj = D_{i-1}, rjp = D_i
-            vel = u_wgrid[k, j, i - 1]
-            bf = b_eke_fe[k, j, i - 1]
-            qm = q[k, j, i - 1]
-            q0 = q[k, j, i]
-            f_rj, f_up, G, cr = _sb_face(vel, vel, (qm - q[k, j, i - 2]) * (m[k, j, i - 2] * m[k, j, i - 1]),
-                                         (q0 - qm) * mim, (q[k, j, i + 1] - q0) * mi, rc / dxt[i - 1])
-            Bim += bf * f_rj
-            if not vel > 0.0:
-                Bi += bf * f_up
-            be += 0.5 * vel * bf
-        if i + 1 < NX - 2:                  # face i+1 reads D_i as rjm (upwind faces only)
-            vel = u_wgrid[k, j, i + 1]
-            bf = b_eke_fe[k, j, i + 1]
-            if vel > 0.0 and bf != 0.0:
-                Bi += bf * _sb_fup(vel, (q[k, j, i + 1] - q[k, j, i]) * mi,
-                                   (q[k, j, i + 2] - q[k, j, i + 1]) * (m[k, j, i + 1] * m[k, j, i + 2]),
-                                   cost[j] * dxt[i + 1], dt)
-        if i >= 3 and i < NX:               # face i-2 reads D_{i-1} as rjp (faces with vel <= 0)
-            vel = u_wgrid[k, j, i - 2]
-            bf = b_eke_fe[k, j, i - 2]
-            if not vel > 0.0 and bf != 0.0:
-                Bim += bf * _sb_fup(vel, (q[k, j, i] - q[k, j, i - 1]) * mim,
-                                    (q[k, j, i - 1] - q[k, j, i - 2]) * (m[k, j, i - 2] * m[k, j, i - 1]),
-                                    cost[j] * dxt[i - 2], dt)
-        be += mim * Bim - mi * Bi
+    rowx = (j >= 2) & (j < NY - 2)
+    # differences D_a = (q_{a+1} - q_a) mx_a for a = i-1, i (own), adjoint B_a gathered from faces
+    t = m00 * m[k, j, ip]
+    mi = t if i + 1 < NX else 0.0
+    t = m[k, j, im] * m00
+    mim = t if i >= 1 else 0.0
+    Bi = 0.0     # adjoint of D_i
+    Bim = 0.0    # adjoint of D_{i-1}
+    rc = dt / cost[j]
+    # face i: rjm = D_{i-1}, rj = D_i, rjp = D_{i+1}
+    ok = rowx & (i >= 1) & (i < NX - 2)
+    vel = u_wgrid[k, j, i]
+    bf = b_eke_fe[k, j, i]
+    cf = rc / dxt[i]
+    q0 = q00
+    q1 = q[k, j, ip]
+    rj = (q1 - q0) * mi
+    f_rj, f_up, G, cr = _sb_face(vel, vel, (q0 - q[k, j, im]) * mim, rj,
+                                 (q[k, j, ip2] - q1) * (m[k, j, ip] * m[k, j, ip2]), cf)
+    t = bf * f_rj
+    Bi = Bi + t if ok else Bi
+    t = bf * f_up
+    Bim = Bim + t if ok & (vel > 0.0) else Bim
+    t = 0.5 * vel * bf
+    be = be + t if ok else be
+    t = _sb_gv(vel, cf, q0, q1, rj, G, cr) * bf
+    o = b_u_wgrid[k, j, i]
+    b_u_wgrid[k, j, i] = o + t if ok else o
+    # face i-1: rjm = D_{i-2}, rj = D_{i-1}, rjp = D_i
+    ok = rowx & (i >= 2) & (i < NX - 1)
+    vel = u_wgrid[k, j, im]
+    bf = b_eke_fe[k, j, im]
+    qm = q[k, j, im]
+    f_rj, f_up, G, cr = _sb_face(vel, vel, (qm - q[k, j, im2]) * (m[k, j, im2] * m[k, j, im]),
+                                 (q0 - qm) * mim, (q[k, j, ip] - q0) * mi, rc / dxt[im])
+    t = bf * f_rj
+    Bim = Bim + t if ok else Bim
+    t = bf * f_up
+    Bi = Bi + t if ok & (vel <= 0.0) | ok & (vel != vel) else Bi
+    t = 0.5 * vel * bf
+    be = be + t if ok else be
+    # face i+1 reads D_i as rjm (upwind faces only)
+    vel = u_wgrid[k, j, ip]
+    bf = b_eke_fe[k, j, ip]
+    t = bf * _sb_fup(vel, (q[k, j, ip] - q[k, j, i]) * mi,
+                     (q[k, j, ip2] - q[k, j, ip]) * (m[k, j, ip] * m[k, j, ip2]), cost[j] * dxt[ip], dt)
+    Bi = Bi + t if rowx & (i + 1 < NX - 2) & (vel > 0.0) & (bf != 0.0) else Bi
+    # face i-2 reads D_{i-1} as rjp (faces with vel <= 0)
+    vel = u_wgrid[k, j, im2]
+    bf = b_eke_fe[k, j, im2]
+    t = bf * _sb_fup(vel, (q[k, j, i] - q[k, j, im]) * mim,
+                     (q[k, j, im] - q[k, j, im2]) * (m[k, j, im2] * m[k, j, im]), cost[j] * dxt[im2], dt)
+    Bim = Bim + t if rowx & (i >= 3) & ((vel <= 0.0) | (vel != vel)) & (bf != 0.0) else Bim
+    t = mim * Bim - mi * Bi
+    be = be + t if rowx else be
     # ---------------- y: faces f = j-2 .. j+1 of columns 2 <= i < NX-2 (faces 1 <= f < NY-2) ----------
-    if i >= 2 and i < NX - 2:
-        mj = m[k, j, i] * m[k, j + 1, i] if j + 1 < NY else 0.0
-        mjm = m[k, j - 1, i] * m[k, j, i] if j >= 1 else 0.0
-        Bj = 0.0
-        Bjm = 0.0
-        if j >= 1 and j < NY - 2:
-            vel = v_wgrid[k, j, i]
-            vc = cosu[j] * vel
-            bf = b_eke_fn[k, j, i]
-            cf = dt / (cost[j] * dyt[j])
-            q0 = q[k, j, i]
-            q1 = q[k, j + 1, i]
-            rj = (q1 - q0) * mj
-            f_rj, f_up, G, cr = _sb_face(vel, vc, (q0 - q[k, j - 1, i]) * mjm, rj,
-                                         (q[k, j + 2, i] - q1) * (m[k, j + 1, i] * m[k, j + 2, i]), cf)
-            Bj += bf * f_rj
-            if vel > 0.0:
-                Bjm += bf * f_up
-            be += 0.5 * vc * bf
-            b_v_wgrid[k, j, i] += _sb_gv(vc, cf, q0, q1, rj, G, cr) * cosu[j] * bf
-        if j >= 2 and j < NY - 1:
-            vel = v_wgrid[k, j - 1, i]
-            vc = cosu[j - 1] * vel
-            bf = b_eke_fn[k, j - 1, i]
-            qm = q[k, j - 1, i]
-            q0 = q[k, j, i]
-            f_rj, f_up, G, cr = _sb_face(vel, vc, (qm - q[k, j - 2, i]) * (m[k, j - 2, i] * m[k, j - 1, i]),
-                                         (q0 - qm) * mjm, (q[k, j + 1, i] - q0) * mj,
-                                         dt / (cost[j - 1] * dyt[j - 1]))
-            Bjm += bf * f_rj
-            if not vel > 0.0:
-                Bj += bf * f_up
-            be += 0.5 * vc * bf
-        if j + 1 < NY - 2:
-            vel = v_wgrid[k, j + 1, i]
-            bf = b_eke_fn[k, j + 1, i]
-            if vel > 0.0 and bf != 0.0:
-                Bj += bf * _sb_fup(cosu[j + 1] * vel, (q[k, j + 1, i] - q[k, j, i]) * mj,
-                                   (q[k, j + 2, i] - q[k, j + 1, i]) * (m[k, j + 1, i] * m[k, j + 2, i]),
-                                   cost[j + 1] * dyt[j + 1], dt)
-        if j >= 3 and j < NY:
-            vel = v_wgrid[k, j - 2, i]
-            bf = b_eke_fn[k, j - 2, i]
-            if not vel > 0.0 and bf != 0.0:
-                Bjm += bf * _sb_fup(cosu[j - 2] * vel, (q[k, j, i] - q[k, j - 1, i]) * mjm,
-                                    (q[k, j - 1, i] - q[k, j - 2, i]) * (m[k, j - 2, i] * m[k, j - 1, i]),
-                                    cost[j - 2] * dyt[j - 2], dt)
-        be += mjm * Bjm - mj * Bj
+    colx = (i >= 2) & (i < NX - 2)
+    t = m00 * m[k, jp, i]
+    mj = t if j + 1 < NY else 0.0
+    t = m[k, jm, i] * m00
+    mjm = t if j >= 1 else 0.0
+    Bj = 0.0
+    Bjm = 0.0
+    # face j
+    ok = colx & (j >= 1) & (j < NY - 2)
+    vel = v_wgrid[k, j, i]
+    vc = cosu[j] * vel
+    bf = b_eke_fn[k, j, i]
+    cf = dt / (cost[j] * dyt[j])
+    q0 = q00
+    q1 = q[k, jp, i]
+    rj = (q1 - q0) * mj
+    f_rj, f_up, G, cr = _sb_face(vel, vc, (q0 - q[k, jm, i]) * mjm, rj,
+                                 (q[k, jp2, i] - q1) * (m[k, jp, i] * m[k, jp2, i]), cf)
+    t = bf * f_rj
+    Bj = Bj + t if ok else Bj
+    t = bf * f_up
+    Bjm = Bjm + t if ok & (vel > 0.0) else Bjm
+    t = 0.5 * vc * bf
+    be = be + t if ok else be
+    t = _sb_gv(vc, cf, q0, q1, rj, G, cr) * cosu[j] * bf
+    o = b_v_wgrid[k, j, i]
+    b_v_wgrid[k, j, i] = o + t if ok else o
+    # face j-1
+    ok = colx & (j >= 2) & (j < NY - 1)
+    vel = v_wgrid[k, jm, i]
+    vc = cosu[jm] * vel
+    bf = b_eke_fn[k, jm, i]
+    qm = q[k, jm, i]
+    f_rj, f_up, G, cr = _sb_face(vel, vc, (qm - q[k, jm2, i]) * (m[k, jm2, i] * m[k, jm, i]),
+                                 (q0 - qm) * mjm, (q[k, jp, i] - q0) * mj,
+                                 dt / (cost[jm] * dyt[jm]))
+    t = bf * f_rj
+    Bjm = Bjm + t if ok else Bjm
+    t = bf * f_up
+    Bj = Bj + t if ok & (vel <= 0.0) | ok & (vel != vel) else Bj
+    t = 0.5 * vc * bf
+    be = be + t if ok else be
+    # face j+1
+    vel = v_wgrid[k, jp, i]
+    bf = b_eke_fn[k, jp, i]
+    t = bf * _sb_fup(cosu[jp] * vel, (q[k, jp, i] - q[k, j, i]) * mj,
+                     (q[k, jp2, i] - q[k, jp, i]) * (m[k, jp, i] * m[k, jp2, i]),
+                     cost[jp] * dyt[jp], dt)
+    Bj = Bj + t if colx & (j + 1 < NY - 2) & (vel > 0.0) & (bf != 0.0) else Bj
+    # face j-2
+    vel = v_wgrid[k, jm2, i]
+    bf = b_eke_fn[k, jm2, i]
+    t = bf * _sb_fup(cosu[jm2] * vel, (q[k, j, i] - q[k, jm, i]) * mjm,
+                     (q[k, jm, i] - q[k, jm2, i]) * (m[k, jm2, i] * m[k, jm, i]),
+                     cost[jm2] * dyt[jm2], dt)
+    Bjm = Bjm + t if colx & (j >= 3) & ((vel <= 0.0) | (vel != vel)) & (bf != 0.0) else Bjm
+    t = mjm * Bjm - mj * Bj
+    be = be + t if colx else be
     # ---------------- z: faces f = k-2 .. k+1 (0 <= f <= nz-2) of interior columns ------------------------
     # edge padding: face 0 has rjm = 0 and face nz-2 has rjp = 0 identically (no dependence)
-    if in_interior(i, j, NX, NY):
-        mk = m[k, j, i] * m[k + 1, j, i] if k + 1 < nz else 0.0
-        mkm = m[k - 1, j, i] * m[k, j, i] if k >= 1 else 0.0
-        Bk = 0.0
-        Bkm = 0.0
-        if k <= nz - 2:                     # face k
-            vel = w_wgrid[k, j, i]
-            bf = b_eke_ft[k, j, i]
-            cf = dt / dzw[k]
-            q0 = q[k, j, i]
-            q1 = q[k + 1, j, i]
-            rj = (q1 - q0) * mk
-            rjm = (q0 - q[k - 1, j, i]) * mkm if k >= 1 else 0.0
-            rjp = (q[k + 2, j, i] - q1) * (m[k + 1, j, i] * m[k + 2, j, i]) if k + 2 < nz else 0.0
-            f_rj, f_up, G, cr = _sb_face(vel, vel, rjm, rj, rjp, cf)
-            Bk += bf * f_rj
-            if vel > 0.0:
-                Bkm += bf * f_up
-            be += 0.5 * vel * bf
-            b_w_wgrid[k, j, i] += _sb_gv(vel, cf, q0, q1, rj, G, cr) * bf
-        if k >= 1:                          # face k-1
-            vel = w_wgrid[k - 1, j, i]
-            bf = b_eke_ft[k - 1, j, i]
-            qm = q[k - 1, j, i]
-            q0 = q[k, j, i]
-            rjm = (qm - q[k - 2, j, i]) * (m[k - 2, j, i] * m[k - 1, j, i]) if k >= 2 else 0.0
-            rjp = (q[k + 1, j, i] - q0) * mk if k + 1 < nz else 0.0
-            f_rj, f_up, G, cr = _sb_face(vel, vel, rjm, (q0 - qm) * mkm, rjp, dt / dzw[k - 1])
-            Bkm += bf * f_rj
-            if not vel > 0.0:
-                Bk += bf * f_up
-            be += 0.5 * vel * bf
-        if k + 1 <= nz - 2:                 # face k+1 reads D_k as rjm
-            vel = w_wgrid[k + 1, j, i]
-            bf = b_eke_ft[k + 1, j, i]
-            if vel > 0.0 and bf != 0.0:
-                rjp = (q[k + 2, j, i] - q[k + 1, j, i]) * (m[k + 1, j, i] * m[k + 2, j, i])
-                Bk += bf * _sb_fup(vel, (q[k + 1, j, i] - q[k, j, i]) * mk, rjp, dzw[k + 1], dt)
-        if k >= 2:                          # face k-2 reads D_{k-1} as rjp
-            vel = w_wgrid[k - 2, j, i]
-            bf = b_eke_ft[k - 2, j, i]
-            if not vel > 0.0 and bf != 0.0:
-                Bkm += bf * _sb_fup(vel, (q[k, j, i] - q[k - 1, j, i]) * mkm,
-                                    (q[k - 1, j, i] - q[k - 2, j, i]) * (m[k - 2, j, i] * m[k - 1, j, i]), dzw[k - 2], dt)
-        be += mkm * Bkm - mk * Bk
+    inner = rowx & colx
+    t = m00 * m[kp, j, i]
+    mk = t if k + 1 < nz else 0.0
+    t = m[km, j, i] * m00
+    mkm = t if k >= 1 else 0.0
+    Bk = 0.0
+    Bkm = 0.0
+    # face k
+    ok = inner & (k <= nz - 2)
+    vel = w_wgrid[k, j, i]
+    bf = b_eke_ft[k, j, i]
+    cf = dt / dzw[k]
+    q0 = q00
+    q1 = q[kp, j, i]
+    rj = (q1 - q0) * mk
+    t = (q0 - q[km, j, i]) * mkm
+    rjm = t if k >= 1 else 0.0
+    t = (q[kp2, j, i] - q1) * (m[kp, j, i] * m[kp2, j, i])
+    rjp = t if k + 2 < nz else 0.0
+    f_rj, f_up, G, cr = _sb_face(vel, vel, rjm, rj, rjp, cf)
+    t = bf * f_rj
+    Bk = Bk + t if ok else Bk
+    t = bf * f_up
+    Bkm = Bkm + t if ok & (vel > 0.0) else Bkm
+    t = 0.5 * vel * bf
+    be = be + t if ok else be
+    t = _sb_gv(vel, cf, q0, q1, rj, G, cr) * bf
+    o = b_w_wgrid[k, j, i]
+    b_w_wgrid[k, j, i] = o + t if ok else o
+    # face k-1
+    ok = inner & (k >= 1)
+    vel = w_wgrid[km, j, i]
+    bf = b_eke_ft[km, j, i]
+    qm = q[km, j, i]
+    t = (qm - q[km2, j, i]) * (m[km2, j, i] * m[km, j, i])
+    rjm = t if k >= 2 else 0.0
+    t = (q[kp, j, i] - q0) * mk
+    rjp = t if k + 1 < nz else 0.0
+    f_rj, f_up, G, cr = _sb_face(vel, vel, rjm, (q0 - qm) * mkm, rjp, dt / dzw[km])
+    t = bf * f_rj
+    Bkm = Bkm + t if ok else Bkm
+    t = bf * f_up
+    Bk = Bk + t if ok & (vel <= 0.0) | ok & (vel != vel) else Bk
+    t = 0.5 * vel * bf
+    be = be + t if ok else be
+    # face k+1 reads D_k as rjm
+    vel = w_wgrid[kp, j, i]
+    bf = b_eke_ft[kp, j, i]
+    rjp = (q[kp2, j, i] - q[kp, j, i]) * (m[kp, j, i] * m[kp2, j, i])
+    t = bf * _sb_fup(vel, (q[kp, j, i] - q[k, j, i]) * mk, rjp, dzw[kp], dt)
+    Bk = Bk + t if inner & (k + 1 <= nz - 2) & (vel > 0.0) & (bf != 0.0) else Bk
+    # face k-2 reads D_{k-1} as rjp
+    vel = w_wgrid[km2, j, i]
+    bf = b_eke_ft[km2, j, i]
+    t = bf * _sb_fup(vel, (q[k, j, i] - q[km, j, i]) * mkm,
+                     (q[km, j, i] - q[km2, j, i]) * (m[km2, j, i] * m[km, j, i]), dzw[km2], dt)
+    Bkm = Bkm + t if inner & (k >= 2) & ((vel <= 0.0) | (vel != vel)) & (bf != 0.0) else Bkm
+    t = mkm * Bkm - mk * Bk
+    be = be + t if inner else be
     b_eke[k, j, i] += be
 
 
