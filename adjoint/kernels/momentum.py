@@ -438,23 +438,35 @@ def explicit_tendency_tl(i, j, k, d_du, d_dv, d_du_cor, d_dv_cor, d_du_adv, d_dv
 def explicit_tendency_ad(i, j, k, b_du_cor, b_dv_cor, b_du_adv, b_dv_adv, b_p_hydro, b_surface_taux, b_surface_tauy,
                          b_du, b_dv, maskU, maskV, dzt, dxu, dyu, cost):
     """Adjoint of the explicit tendency; the pressure-gradient adjoint gathers from U points (j, i), (j, i-1)
-    and V points (j, i), (j-1, i).  The wind-stress adjoints are written by the top-level thread only."""
+    and V points (j, i), (j-1, i).  The wind-stress adjoints are written by the top-level thread only.
+
+    Branch-free apart from the top-level wind-stress stores (so that the i loop vectorises): neighbour
+    indices are clamped, terms are formed and then kept or dropped by a select, in the order of the
+    guarded form (the same arithmetic, bitwise the same result)."""
     nz, NY, NX = b_du.shape
-    inner = in_interior(i, j, NX, NY)
-    if inner:
-        b_du_cor[k, j, i] += b_du[k, j, i]
-        b_dv_cor[k, j, i] += b_dv[k, j, i]
-        b_du_adv[k, j, i] += b_du[k, j, i]
-        b_dv_adv[k, j, i] += b_dv[k, j, i]
-        if k == nz - 1:
-            b_surface_taux[j, i] += maskU[k, j, i] / dzt[k] / C.RHO_0 * b_du[k, j, i]
-            b_surface_tauy[j, i] += maskV[k, j, i] / dzt[k] / C.RHO_0 * b_dv[k, j, i]
+    inner = _inner(i, j, NX, NY)
+    iw = max(i - 1, 0)
+    js = max(j - 1, 0)
+    bdu = b_du[k, j, i]
+    bdv = b_dv[k, j, i]
+    o = b_du_cor[k, j, i]
+    b_du_cor[k, j, i] = o + bdu if inner else o
+    o = b_dv_cor[k, j, i]
+    b_dv_cor[k, j, i] = o + bdv if inner else o
+    o = b_du_adv[k, j, i]
+    b_du_adv[k, j, i] = o + bdu if inner else o
+    o = b_dv_adv[k, j, i]
+    b_dv_adv[k, j, i] = o + bdv if inner else o
+    if inner and k == nz - 1:
+        b_surface_taux[j, i] += maskU[k, j, i] / dzt[k] / C.RHO_0 * bdu
+        b_surface_tauy[j, i] += maskV[k, j, i] / dzt[k] / C.RHO_0 * bdv
     bp = 0.0
-    if inner:
-        bp += 1.0 / (cost[j] * dxu[i]) * maskU[k, j, i] * b_du[k, j, i]
-        bp += 1.0 / dyu[j] * maskV[k, j, i] * b_dv[k, j, i]
-    if i >= 1 and in_interior(i - 1, j, NX, NY):
-        bp -= 1.0 / (cost[j] * dxu[i - 1]) * maskU[k, j, i - 1] * b_du[k, j, i - 1]
-    if j >= 1 and in_interior(i, j - 1, NX, NY):
-        bp -= 1.0 / dyu[j - 1] * maskV[k, j - 1, i] * b_dv[k, j - 1, i]
+    t = 1.0 / (cost[j] * dxu[i]) * maskU[k, j, i] * bdu
+    bp = bp + t if inner else bp
+    t = 1.0 / dyu[j] * maskV[k, j, i] * bdv
+    bp = bp + t if inner else bp
+    t = 1.0 / (cost[j] * dxu[iw]) * maskU[k, j, iw] * b_du[k, j, iw]
+    bp = bp - t if (i >= 1) & _inner(i - 1, j, NX, NY) else bp
+    t = 1.0 / dyu[js] * maskV[k, js, i] * b_dv[k, js, i]
+    bp = bp - t if (j >= 1) & _inner(i, j - 1, NX, NY) else bp
     b_p_hydro[k, j, i] += bp
