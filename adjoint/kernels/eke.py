@@ -832,28 +832,36 @@ def eke_advection_tl(i, j, k, d_deke, d_eke_fe, d_eke_fn, d_eke_ft, maskW, cost,
 def eke_advection_ad(i, j, k, b_eke_fe, b_eke_fn, b_eke_ft, b_deke, maskW, cost, dxt, dyt, dzw):
     """Adjoint of the flux divergence: fe[k, j, i] enters deke at (j, i) and (j, i+1), fn at (j, i) and
     (j+1, i), ft[k] at levels k (``-1/dzw_k``) and k+1 (``+1/dzw_{k+1}``; half cells at the top level),
-    each only where deke is computed (the interior)."""
+    each only where deke is computed (the interior).
+
+    Branch-free so that the i loop vectorises: neighbour indices are clamped, terms are formed and
+    then kept or dropped by a select, in the order of the guarded form (bitwise the same result)."""
     nz, NY, NX = b_deke.shape
+    inner = (i >= 2) & (i < NX - 2) & (j >= 2) & (j < NY - 2)
+    ip = min(i + 1, NX - 1)
+    jp = min(j + 1, NY - 1)
+    kp = min(k + 1, nz - 1)
     bfe = 0.0
     bfn = 0.0
     bft = 0.0
-    if in_interior(i, j, NX, NY):
-        b = b_deke[k, j, i]
-        bfe -= maskW[k, j, i] / (cost[j] * dxt[i]) * b
-        bfn -= maskW[k, j, i] / (cost[j] * dyt[j]) * b
-        h = 0.5 * dzw[k] if (k == nz - 1 and k > 0) else dzw[k]
-        bft -= b / h
-        if k + 1 < nz:
-            h = 0.5 * dzw[k + 1] if k + 1 == nz - 1 else dzw[k + 1]
-            bft += b_deke[k + 1, j, i] / h
-    if i + 1 < NX and in_interior(i + 1, j, NX, NY):
-        bfe += maskW[k, j, i + 1] / (cost[j] * dxt[i + 1]) * b_deke[k, j, i + 1]
-    if j + 1 < NY and in_interior(i, j + 1, NX, NY):
-        bfn += maskW[k, j + 1, i] / (cost[j + 1] * dyt[j + 1]) * b_deke[k, j + 1, i]
+    b = b_deke[k, j, i]
+    t = maskW[k, j, i] / (cost[j] * dxt[i]) * b
+    bfe = bfe - t if inner else bfe
+    t = maskW[k, j, i] / (cost[j] * dyt[j]) * b
+    bfn = bfn - t if inner else bfn
+    h = 0.5 * dzw[k] if (k == nz - 1) & (k > 0) else dzw[k]
+    t = b / h
+    bft = bft - t if inner else bft
+    h = 0.5 * dzw[kp] if k + 1 == nz - 1 else dzw[kp]
+    t = b_deke[kp, j, i] / h
+    bft = bft + t if inner & (k + 1 < nz) else bft
+    t = maskW[k, j, ip] / (cost[j] * dxt[ip]) * b_deke[k, j, ip]
+    bfe = bfe + t if (i + 1 < NX) & (ip >= 2) & (ip < NX - 2) & (j >= 2) & (j < NY - 2) else bfe
+    t = maskW[k, jp, i] / (cost[jp] * dyt[jp]) * b_deke[k, jp, i]
+    bfn = bfn + t if (j + 1 < NY) & (i >= 2) & (i < NX - 2) & (jp >= 2) & (jp < NY - 2) else bfn
     b_eke_fe[k, j, i] += bfe
     b_eke_fn[k, j, i] += bfn
     b_eke_ft[k, j, i] += bft
-
 
 # ===========================================================================
 # lateral diffusion and the Adams-Bashforth step
