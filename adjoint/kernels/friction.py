@@ -736,28 +736,36 @@ def dissipation_to_tgrid_ad(i, j, k, b_diss_u, b_diss_v, b_K_diss_h, kbot, dzw, 
     """Adjoint of ``K[k, j, i] = (dxu_i W_u[i] + dxu_{i-1} W_u[i-1]) / (2 dxt_i)
     + (area_v[j] W_v[j] + area_v[j-1] W_v[j-1]) / (2 area_t)`` (interior T points), with
     ``W[k] = alpha_k d[k] + beta_k d[k+1]``: diss_u at U point (j, i) is read by T points (j, i) and
-    (j, i+1) at W levels k (alpha_k) and k-1 (beta_{k-1}); diss_v by (j, i) and (j+1, i)."""
+    (j, i+1) at W levels k (alpha_k) and k-1 (beta_{k-1}); diss_v by (j, i) and (j+1, i).
+
+    Branch-free so that the i loop vectorises: neighbour indices are clamped, terms are formed and
+    then kept or dropped by a select, in the order of the guarded form (bitwise the same result)."""
     nz, NY, NX = b_diss_u.shape
-    dzp = dzw[k - 1] if k > 0 else dzw[0]
-    km = k - 1 if k > 0 else 0      # W level k-1 (beta = 0 at k = 0)
+    km = max(k - 1, 0)              # W level k-1 (beta = 0 at k = 0)
+    dzp = dzw[km]                   # dzw[k-1], or dzw[0] at k = 0
+    ie = min(i + 1, NX - 1)
+    jn = min(j + 1, NY - 1)
+    hasE = i + 1 < NX
+    hasN = j + 1 < NY
+    in0 = (i >= 2) & (i < NX - 2) & (j >= 2) & (j < NY - 2)
+    inE = (ie >= 2) & (ie < NX - 2) & (j >= 2) & (j < NY - 2)
+    inN = (i >= 2) & (i < NX - 2) & (jn >= 2) & (jn < NY - 2)
     bu = 0.0
     bv = 0.0
-    if i + 1 < NX:
-        ks = max(kbot[j, i], kbot[j, i + 1])
-        al = _wgrid_alpha(k, nz, ks, dzp, dzw[k])
-        be = _wgrid_beta(k - 1, nz, ks)
-        if in_interior(i, j, NX, NY):
-            bu += (al * b_K_diss_h[k, j, i] + be * b_K_diss_h[km, j, i]) * dxu[i] / (2 * dxt[i])
-        if in_interior(i + 1, j, NX, NY):
-            bu += (al * b_K_diss_h[k, j, i + 1] + be * b_K_diss_h[km, j, i + 1]) * dxu[i] / (2 * dxt[i + 1])
-    if j + 1 < NY:
-        ks = max(kbot[j, i], kbot[j + 1, i])
-        al = _wgrid_alpha(k, nz, ks, dzp, dzw[k])
-        be = _wgrid_beta(k - 1, nz, ks)
-        if in_interior(i, j, NX, NY):
-            bv += (al * b_K_diss_h[k, j, i] + be * b_K_diss_h[km, j, i]) * area_v[j, i] / (2 * area_t[j, i])
-        if in_interior(i, j + 1, NX, NY):
-            bv += ((al * b_K_diss_h[k, j + 1, i] + be * b_K_diss_h[km, j + 1, i]) * area_v[j, i]
-                   / (2 * area_t[j + 1, i]))
+    ks = max(kbot[j, i], kbot[j, ie])
+    al = _wgrid_alpha(k, nz, ks, dzp, dzw[k])
+    be = _wgrid_beta(k - 1, nz, ks)
+    t = (al * b_K_diss_h[k, j, i] + be * b_K_diss_h[km, j, i]) * dxu[i] / (2 * dxt[i])
+    bu = bu + t if hasE & in0 else bu
+    t = (al * b_K_diss_h[k, j, ie] + be * b_K_diss_h[km, j, ie]) * dxu[i] / (2 * dxt[ie])
+    bu = bu + t if hasE & inE else bu
+    ks = max(kbot[j, i], kbot[jn, i])
+    al = _wgrid_alpha(k, nz, ks, dzp, dzw[k])
+    be = _wgrid_beta(k - 1, nz, ks)
+    t = (al * b_K_diss_h[k, j, i] + be * b_K_diss_h[km, j, i]) * area_v[j, i] / (2 * area_t[j, i])
+    bv = bv + t if hasN & in0 else bv
+    t = ((al * b_K_diss_h[k, jn, i] + be * b_K_diss_h[km, jn, i]) * area_v[j, i]
+         / (2 * area_t[jn, i]))
+    bv = bv + t if hasN & inN else bv
     b_diss_u[k, j, i] += bu
     b_diss_v[k, j, i] += bv
