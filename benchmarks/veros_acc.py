@@ -76,6 +76,43 @@ def grid_size(resolution, ny=None):
     return int(round(nx)), int(round(nyf))
 
 
+def paper_setup_class(resolution, nx, ny, identifier):
+    """Veros's ACCSetup in the paper configuration (:data:`PAPER`) on an ``nx`` x ``ny`` grid of
+    ``resolution``-degree cells, with diagnostics off (shared with veros_adjoint.py).  Import
+    Veros (and set its runtime settings) before calling."""
+    from veros import veros_routine
+    from veros.core.operators import update, at
+    from veros.setups.acc import ACCSetup
+
+    res = float(resolution)
+
+    class ACCPaper(ACCSetup):
+        @veros_routine
+        def set_parameter(self, state):
+            ACCSetup.__dict__["set_parameter"].function(self, state)
+            s = state.settings
+            s.identifier = identifier
+            for k, v in PAPER.items():
+                setattr(s, k, v)
+            s.nx, s.ny = nx, ny
+
+        @veros_routine
+        def set_grid(self, state):
+            ACCSetup.__dict__["set_grid"].function(self, state)
+            vs = state.variables
+            vs.dxt = update(vs.dxt, at[...], res)
+            vs.dyt = update(vs.dyt, at[...], res)
+
+        @veros_routine
+        def set_diagnostics(self, state):
+            for d in state.diagnostics.values():
+                d.output_frequency = 0
+                if hasattr(d, "sampling_frequency"):
+                    d.sampling_frequency = 0
+
+    return ACCPaper
+
+
 def main(argv=None):
     args = parse_args(argv)
     nx, ny = grid_size(args.resolution, args.ny)
@@ -96,35 +133,11 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message="Could not use custom TDMA")
 
     import veros
-    from veros import veros_routine, runtime_settings
-    from veros.core.operators import numpy as npx, update, at
-    from veros.setups.acc import ACCSetup
+    from veros import runtime_settings
+    from veros.core.operators import numpy as npx
 
     res = float(args.resolution)
-
-    class ACCPaperBench(ACCSetup):
-        @veros_routine
-        def set_parameter(self, state):
-            ACCSetup.__dict__["set_parameter"].function(self, state)
-            s = state.settings
-            s.identifier = "acc_paper_bench"
-            for k, v in PAPER.items():
-                setattr(s, k, v)
-            s.nx, s.ny = nx, ny
-
-        @veros_routine
-        def set_grid(self, state):
-            ACCSetup.__dict__["set_grid"].function(self, state)
-            vs = state.variables
-            vs.dxt = update(vs.dxt, at[...], res)
-            vs.dyt = update(vs.dyt, at[...], res)
-
-        @veros_routine
-        def set_diagnostics(self, state):
-            for d in state.diagnostics.values():
-                d.output_frequency = 0
-                if hasattr(d, "sampling_frequency"):
-                    d.sampling_frequency = 0
+    ACCPaperBench = paper_setup_class(res, nx, ny, "acc_paper_bench")
 
     def block(vs):
         if args.backend == "jax":

@@ -102,38 +102,10 @@ def _setenv(args):
 def build(resolution):
     """The ACC paper setup at ``resolution`` degrees, set up (same configuration as veros_acc.py)."""
     sys.path.insert(0, HERE)
-    from veros_acc import PAPER, grid_size
-    from veros import veros_routine
-    from veros.core.operators import update, at
-    from veros.setups.acc import ACCSetup
+    from veros_acc import grid_size, paper_setup_class
 
     nx, ny = grid_size(resolution)
-    res = float(resolution)
-
-    class ACCPaperAdjoint(ACCSetup):
-        @veros_routine
-        def set_parameter(self, state):
-            ACCSetup.__dict__["set_parameter"].function(self, state)
-            s = state.settings
-            s.identifier = "acc_paper_adjoint"
-            for k, v in PAPER.items():
-                setattr(s, k, v)
-            s.nx, s.ny = nx, ny
-
-        @veros_routine
-        def set_grid(self, state):
-            ACCSetup.__dict__["set_grid"].function(self, state)
-            vs = state.variables
-            vs.dxt = update(vs.dxt, at[...], res)
-            vs.dyt = update(vs.dyt, at[...], res)
-
-        @veros_routine
-        def set_diagnostics(self, state):
-            for d in state.diagnostics.values():
-                d.output_frequency = 0
-                if hasattr(d, "sampling_frequency"):
-                    d.sampling_frequency = 0
-
+    ACCPaperAdjoint = paper_setup_class(resolution, nx, ny, "acc_paper_adjoint")
     sim = ACCPaperAdjoint()
     sim.setup()
     return sim
