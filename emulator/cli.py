@@ -129,6 +129,13 @@ def _add_train(sub):
     q.add_argument("--val-max-samples", type=int, default=32)
     q.add_argument("--checkpoint-every", type=int, default=50)
     q.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    q.add_argument("--input-noise", type=float, default=0.0,
+                   help="std (normalised units) of Gaussian noise added to the initial states of "
+                        "each training sample (0: none)")
+    q.add_argument("--init", metavar="EMULATOR",
+                   help="fine-tune: start from this emulator's weights (emulator.npz or a run "
+                        "directory) with a fresh optimiser; its channels, normalisation and "
+                        "network replace --variables/--forcing/--config/--residual")
     q.add_argument("--resume", action="store_true", help="continue from checkpoint_last.npz")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_common(q)
@@ -219,17 +226,33 @@ def cmd_train(args):
     ds = open_dataset(args.data)
     # split by time, channels and statistics from the training period, then normalise
     split, spy = _split_for(ds, args, args.data)
-    spec = build_spec(ds, split.train, variables=args.variables, forcing=args.forcing,
-                      eke_eps=args.eke_eps)
-    data = prepare(ds, spec)
-    cfg = preset_config(args.config, spec.in_channels, spec.out_channels, widths=args.widths,
-                        dilations=args.dilations, stem=args.stem, expansion=args.expansion,
-                        norm=args.norm)
     bk = get_backend(args.backend)
-    net = UNet(cfg, backend=bk, dtype=np.dtype(args.dtype), seed=args.seed)
+    init = None
+    if args.init:
+        # fine-tuning keeps the initial emulator's channels and normalisation statistics
+        init = Emulator.load(_emulator_path(args.init), backend=args.backend, dtype=args.dtype)
+        spec = init.spec
+        missing = [c.var for c in spec.prognostic + spec.forcing
+                   if c.var not in ("season_sin", "season_cos") and c.var not in ds]
+        if missing or tuple(spec.grid) != (ds.sizes["yt"], ds.sizes["xt"]):
+            raise ValueError(f"--init {args.init!r}: its channels {sorted(set(missing))} or grid "
+                             f"{tuple(spec.grid)} do not fit the data {args.data!r}")
+    else:
+        spec = build_spec(ds, split.train, variables=args.variables, forcing=args.forcing,
+                          eke_eps=args.eke_eps)
+    data = prepare(ds, spec)
+    if init is not None:
+        net, residual = init.unet, init.residual
+        cfg = net.config
+    else:
+        cfg = preset_config(args.config, spec.in_channels, spec.out_channels, widths=args.widths,
+                            dilations=args.dilations, stem=args.stem, expansion=args.expansion,
+                            norm=args.norm)
+        net = UNet(cfg, backend=bk, dtype=np.dtype(args.dtype), seed=args.seed)
+        residual = args.residual
     net.check_grid(*spec.grid)
-    emu = Emulator(net, spec, data.wet, data.static, residual=args.residual)
-    if args.residual and not args.resume:
+    emu = Emulator(net, spec, data.wet, data.static, residual=residual)
+    if residual and init is None and not args.resume:
         emu.zero_head()
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                      rollout_steps=args.rollout_steps, lr=args.lr, lr_min=args.lr_min,
@@ -238,9 +261,11 @@ def cmd_train(args):
                      loss_update=args.loss_update, recompute=not args.no_recompute,
                      seed=args.seed, max_steps=args.max_steps, max_hours=args.max_hours,
                      val_every=args.val_every, val_max_samples=args.val_max_samples,
-                     checkpoint_every=args.checkpoint_every)
+                     checkpoint_every=args.checkpoint_every, input_noise=args.input_noise)
     meta = {"data": os.path.abspath(args.data), "states_per_year": spy,
-            "n_params": net.num_parameters(), "backend": bk.name, "residual": args.residual}
+            "n_params": net.num_parameters(), "backend": bk.name, "residual": residual}
+    if init is not None:
+        meta["init"] = os.path.abspath(_emulator_path(args.init))
     trainer = Trainer(emu, data, split, tc, out, meta=meta)
     if args.resume and not os.path.exists(ckpt):
         print(f"no checkpoint in {out!r}; starting from scratch", file=sys.stderr)
@@ -258,6 +283,7 @@ def cmd_train(args):
 
 
 def _emulator_path(path):
+    """``emulator.npz`` inside a run directory, or ``path`` itself."""
     if os.path.isdir(path):
         path = os.path.join(path, "emulator.npz")
     return path

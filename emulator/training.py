@@ -81,6 +81,12 @@ class TrainConfig:
         Spacing of sample start indices.
     on_nonfinite : {"skip", "raise"}
         What to do with a non-finite gradient norm.
+    input_noise : float
+        Standard deviation (normalised units) of Gaussian noise added to the wet points
+        of each training sample's two initial states (0: none).  The rollout loss still
+        compares with the true states, so the network learns to pull perturbed states
+        back towards the data rather than to carry errors forward; it is drawn from
+        ``default_rng([seed, step, 1])`` (reproducible, also after a resume).
     """
 
     epochs: int = 10
@@ -104,6 +110,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     sample_stride: int = 1
     on_nonfinite: str = "skip"
+    input_noise: float = 0.0
 
     def __post_init__(self):
         pos = ("epochs", "batch_size", "rollout_steps", "loss_window", "sample_stride",
@@ -121,6 +128,8 @@ class TrainConfig:
         if self.loss_update not in ("first_step", "extra_forward"):
             raise ValueError(f"loss_update={self.loss_update!r} must be 'first_step' or "
                              f"'extra_forward'")
+        if not (self.input_noise >= 0 and math.isfinite(self.input_noise)):
+            raise ValueError(f"input_noise={self.input_noise} must be a finite number >= 0")
         if self.on_nonfinite not in ("skip", "raise"):
             raise ValueError(f"on_nonfinite={self.on_nonfinite!r} must be 'skip' or 'raise'")
 
@@ -270,7 +279,12 @@ class Trainer:
         cfg = self.cfg
         starts = self.batch(self.step)
         self.net.zero_grad()
-        loss, ells, _ = self.rollout_loss(starts, train=True, backward=True)
+        x0 = None
+        if cfg.input_noise > 0:
+            x0 = self._pair(starts)
+            noise = np.random.default_rng([cfg.seed, self.step, 1]).standard_normal(x0.shape)
+            x0 = x0 + self.xp.asarray(noise, dtype=x0.dtype) * (cfg.input_noise * self.emu.out_mask)
+        loss, ells, _ = self.rollout_loss(starts, train=True, backward=True, x0=x0)
         norm = clip_grad_norm(self.grads, cfg.clip)  # norm before clipping, for the log
         lr = cosine_lr(self.step, self.total_steps, cfg.lr, cfg.lr_min, cfg.warmup_steps)
         skipped = not (math.isfinite(norm) and math.isfinite(loss))

@@ -99,6 +99,7 @@ def test_recompute_gives_the_same_training(tiny, tmp_path):
 def test_nonfinite_batch_is_skipped(tiny, tmp_path):
     tr = make_trainer(tiny, tmp_path, max_steps=1)
     starts = tr.batch(0)
+    tr.states = tr.states.copy()  # on the CPU it is the fixture's array: keep that clean
     tr.states[starts[0] + 3] = np.inf  # a target of the first batch
     before = {k: v.copy() for k, v in tr.params.items()}
     rec = tr.train_step()
@@ -106,6 +107,7 @@ def test_nonfinite_batch_is_skipped(tiny, tmp_path):
     for k, v in before.items():
         np.testing.assert_array_equal(v, tr.params[k])
     tr2 = make_trainer(tiny, tmp_path / "r", max_steps=1, on_nonfinite="raise")
+    tr2.states = tr2.states.copy()
     tr2.states[starts[0] + 3] = np.inf
     with pytest.raises(FloatingPointError, match="non-finite"):
         tr2.train_step()
@@ -161,6 +163,17 @@ def test_cli_end_to_end(tmp_path):
     assert cli.main(args) == 2  # refuses a non-empty run directory
     assert cli.main(args + ["--resume", "--max-steps", "6"]) == 0
     assert sum("loss" in json.loads(x) for x in open(run / "train_log.jsonl")) == 6
+    # fine-tuning: starts from the run's weights (and spec), fresh optimiser, longer rollouts
+    ft = tmp_path / "finetune"
+    assert cli.main(["train", "--data", str(data), "--out", str(ft), "--init", str(run),
+                     "--epochs", "1", "--max-steps", "0", "--batch-size", "2",
+                     "--rollout-steps", "3", "--input-noise", "0.05", "--quiet"]) == 0
+    a, b = Emulator.load(str(run / "emulator.npz")), Emulator.load(str(ft / "emulator.npz"))
+    assert a.spec.to_json() == b.spec.to_json() and a.unet.config == b.unet.config
+    for k, v in a.unet.parameters().items():
+        np.testing.assert_array_equal(v, b.unet.parameters()[k])
+    cfg = json.load(open(ft / "config.json"))
+    assert cfg["init"].endswith("emulator.npz") and cfg["train"]["input_noise"] == 0.05
     roll = tmp_path / "roll.nc"
     assert cli.main(["rollout", "--emulator", str(run), "--data", str(data), "--out", str(roll),
                      "--quiet"]) == 0
@@ -182,6 +195,37 @@ def test_cli_end_to_end(tmp_path):
         assert os.path.getsize(ev / f) > 1000
     assert cli.main(["evaluate", "--data", str(data), "--rollout", str(roll),
                      "--out", str(ev)]) == 2
+
+
+def test_input_noise(tiny, tmp_path):
+    """Noise perturbs the initial states of a training step (wet points only), reproducibly,
+    and leaves validation untouched."""
+    seen = []
+
+    def run(noise):
+        tr = make_trainer(tiny, tmp_path / f"n{noise}", input_noise=noise, max_steps=2)
+        orig = tr.rollout_loss
+
+        def spy(starts, x0=None, **kw):
+            seen.append(None if x0 is None else tr.bk.to_numpy(x0 - tr._pair(starts)))
+            return orig(starts, x0=x0, **kw)
+
+        tr.rollout_loss = spy
+        tr.train_step()
+        return tr
+
+    tr = run(0.0)
+    assert seen.pop() is None
+    run(0.1)
+    run(0.1)
+    d1, d2 = seen
+    np.testing.assert_array_equal(d1, d2)
+    mask = tr.bk.to_numpy(tr.emu.out_mask)
+    assert np.all(d1[np.broadcast_to(mask, d1.shape) == 0] == 0)
+    wet = d1[np.broadcast_to(mask, d1.shape) > 0]
+    assert abs(wet.std() - 0.1) < 0.01 and abs(wet.mean()) < 0.01
+    with pytest.raises(ValueError, match="input_noise=-1"):
+        TrainConfig(input_noise=-1.0)
 
 
 def test_cli_bad_arguments(tmp_path, capsys):
