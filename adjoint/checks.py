@@ -74,7 +74,7 @@ def kernel_dot_product(fwd, args, rng, directions=None, adjoints=None):
     lhs = sum(float(np.vdot(tmap[o], dy[o])) for o in _outputs(fwd))
     # adjoint
     amap = {o: dy[o].copy() for o in _outputs(fwd)}
-    shape_pt = args[fwd.outputs[0]].shape if fwd.space == "3d" else np.shape(args[fwd.outputs[0]])[-2:]
+    shape_pt = args[fwd.outputs[0]].shape if fwd.adjoint.space == "3d" else np.shape(args[fwd.outputs[0]])[-2:]
     for a in fwd.active:
         amap[a] = np.zeros(shape_pt) if _is_scalar(args[a]) else np.zeros_like(args[a])
     _call_pair(fwd.adjoint, fwd, args, amap, "b_")

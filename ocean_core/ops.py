@@ -162,7 +162,7 @@ class KernelOp(Op):
                 elif prefix == "d_":
                     args.append(float(D.scalars.get(name, 0.0)))
                 else:
-                    shape = self._space_shape(F)
+                    shape = self._space_shape(F, k)
                     buf = F.backend.zeros(shape)
                     scalar_adj.append((name, buf))
                     args.append(buf)
@@ -170,9 +170,10 @@ class KernelOp(Op):
                 args.append(F[self.map.get(a, a)])
         return args, scalar_adj
 
-    def _space_shape(self, F):
+    def _space_shape(self, F, k):
+        """Shape of the points of kernel ``k`` (a tangent/adjoint of this op's kernel)."""
         first = F[self.map[self.kernel.outputs[0]]]
-        return first.shape if self.kernel.space == "3d" else first.shape[-2:]
+        return first.shape if k.space == "3d" else first.shape[-2:]
 
     def tangent(self, F, T):
         k = self.kernel.tangent

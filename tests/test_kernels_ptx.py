@@ -64,7 +64,7 @@ def fake_device(monkeypatch):
 def test_compiles_to_ptx_sm90(k, toolchain, fake_device):
     case = kc.make_case(k, kc.tiny_grid())
     args = kc.args_of(k, case)
-    nk, nj, ni = k.extents(args[0])
+    nk, nj, ni = k.extents(args[0], args)
     sig = tuple(numba.typeof(a) for a in (nk, nj, ni, *args))
     launcher = k.cuda()
     ptx, resty = toolchain.compile_ptx(launcher.py_func, sig, cc=CC)

@@ -147,7 +147,7 @@ def _level_jacobian(e, se, lrh, lr, bb, eke_lmin, eke_cross, eke_crhin, eke_c_k,
     return se_e, lrh_e, el_e, el_l, k_e, k_l
 
 
-@tangent_of(F.eke_diffusivities)
+@tangent_of(F.eke_diffusivities, space="column")
 def eke_diffusivities_tl(i, j, d_L_rossby, d_sqrteke, d_L_rhines, d_eke_len, d_K_gm, d_eke, d_Nsqr, eke, Nsqr,
                          coriolis_t, beta, maskW, dzw, eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max,
                          opt_sqrt_eps):
@@ -179,7 +179,7 @@ def eke_diffusivities_tl(i, j, d_L_rossby, d_sqrteke, d_L_rhines, d_eke_len, d_K
         d_K_gm[k, j, i] = k_e * de + k_l * dlr
 
 
-@adjoint_of(F.eke_diffusivities)
+@adjoint_of(F.eke_diffusivities, space="column")
 def eke_diffusivities_ad(i, j, b_eke, b_Nsqr, b_L_rossby, b_sqrteke, b_L_rhines, b_eke_len, b_K_gm, L_rossby, sqrteke,
                          L_rhines, eke, Nsqr, coriolis_t, beta, maskW, dzw, eke_lmin, eke_cross, eke_crhin, eke_c_k,
                          eke_k_max, opt_sqrt_eps):
@@ -220,9 +220,9 @@ def eke_diffusivities_ad(i, j, b_eke, b_Nsqr, b_L_rossby, b_sqrteke, b_L_rhines,
 # ===========================================================================
 
 @tangent_of(F.velocity_on_wgrid)
-def velocity_on_wgrid_tl(i, j, d_u_wgrid, d_v_wgrid, d_u, d_v, maskU, maskV, maskW, dzt, dzw):
+def velocity_on_wgrid_tl(i, j, k, d_u_wgrid, d_v_wgrid, d_u, d_v, maskU, maskV, maskW, dzt, dzw):
     """Tangent = the forward kernel applied to d_u, d_v (linear)."""
-    _velocity_on_wgrid(i, j, d_u_wgrid, d_v_wgrid, d_u, d_v, maskU, maskV, maskW, dzt, dzw)
+    _velocity_on_wgrid(i, j, k, d_u_wgrid, d_v_wgrid, d_u, d_v, maskU, maskV, maskW, dzt, dzw)
 
 
 @helper
@@ -257,7 +257,7 @@ def _wgrid_column_ad(j, i, jn, i_n, face, b_q, b_qw, m, maskW, dzt, dzw):
         braw_prev = braw
 
 
-@adjoint_of(F.velocity_on_wgrid)
+@adjoint_of(F.velocity_on_wgrid, space="column")
 def velocity_on_wgrid_ad(i, j, b_u, b_v, b_u_wgrid, b_v_wgrid, maskU, maskV, maskW, dzt, dzw):
     """Adjoint of velocity_on_wgrid: the W-grid velocities of column (j, i) read u, v of the
     same column only, so the adjoint is column-local (see :func:`_wgrid_column_ad`)."""
@@ -272,12 +272,12 @@ def velocity_on_wgrid_ad(i, j, b_u, b_v, b_u_wgrid, b_v_wgrid, maskU, maskV, mas
 # ===========================================================================
 
 @tangent_of(F.w_wgrid_continuity)
-def w_wgrid_continuity_tl(i, j, d_w_wgrid, d_u_wgrid, d_v_wgrid, cost, cosu, dxt, dyt, dzw):
+def w_wgrid_continuity_tl(i, j, k, d_w_wgrid, d_u_wgrid, d_v_wgrid, cost, cosu, dxt, dyt, dzw):
     """Tangent = the forward kernel applied to d_u_wgrid, d_v_wgrid (linear)."""
-    _w_wgrid_continuity(i, j, d_w_wgrid, d_u_wgrid, d_v_wgrid, cost, cosu, dxt, dyt, dzw)
+    _w_wgrid_continuity(i, j, k, d_w_wgrid, d_u_wgrid, d_v_wgrid, cost, cosu, dxt, dyt, dzw)
 
 
-@adjoint_of(F.w_wgrid_continuity)
+@adjoint_of(F.w_wgrid_continuity, space="column")
 def w_wgrid_continuity_ad(i, j, b_u_wgrid, b_v_wgrid, b_w_wgrid, cost, cosu, dxt, dyt, dzw):
     """Adjoint of the cumulative continuity sum ``w[k] = sum_{k' <= k} div_{k'}``: the adjoint of
     ``div_k`` of column c is the suffix sum ``S_k(c) = sum_{k' >= k} b_w[k', c]``.  u_wgrid at (j, i)

@@ -33,12 +33,12 @@ _vertical_velocity = F.vertical_velocity.body
 # ===========================================================================
 
 @tangent_of(F.barotropic_forcing)
-def barotropic_forcing_tl(i, j, d_uloc, d_vloc, d_du, d_dv, d_du_mix, d_dv_mix, maskU, maskV, dzt, hur, hvr):
+def barotropic_forcing_tl(i, j, k, d_uloc, d_vloc, d_du, d_dv, d_du_mix, d_dv_mix, maskU, maskV, dzt, hur, hvr):
     """Tangent = the forward depth sum applied to the tangent tendencies (linear)."""
-    _barotropic_forcing(i, j, d_uloc, d_vloc, d_du, d_dv, d_du_mix, d_dv_mix, maskU, maskV, dzt, hur, hvr)
+    _barotropic_forcing(i, j, k, d_uloc, d_vloc, d_du, d_dv, d_du_mix, d_dv_mix, maskU, maskV, dzt, hur, hvr)
 
 
-@adjoint_of(F.barotropic_forcing)
+@adjoint_of(F.barotropic_forcing, space="column")
 def barotropic_forcing_ad(i, j, b_du, b_dv, b_du_mix, b_dv_mix, b_uloc, b_vloc, maskU, maskV, dzt, hur, hvr):
     """Adjoint of ``uloc = hur sum_k (du + du_mix) maskU dzt``:
     ``b_du[k] += hur maskU[k] dzt[k] b_uloc``, the same for du_mix, and likewise at V points."""
@@ -180,12 +180,12 @@ def velocity_update_ad(i, j, b_u_old, b_v_old, b_du_now, b_dv_now, b_du_old, b_d
 # ===========================================================================
 
 @tangent_of(F.vertical_velocity)
-def vertical_velocity_tl(i, j, d_w_new, d_u, d_v, maskW, cost, cosu, dxt, dyt, dzt):
+def vertical_velocity_tl(i, j, k, d_w_new, d_u, d_v, maskW, cost, cosu, dxt, dyt, dzt):
     """Tangent = the forward upward integration applied to the tangent velocities (linear)."""
-    _vertical_velocity(i, j, d_w_new, d_u, d_v, maskW, cost, cosu, dxt, dyt, dzt)
+    _vertical_velocity(i, j, k, d_w_new, d_u, d_v, maskW, cost, cosu, dxt, dyt, dzt)
 
 
-@adjoint_of(F.vertical_velocity)
+@adjoint_of(F.vertical_velocity, space="column")
 def vertical_velocity_ad(i, j, b_u, b_v, b_w_new, maskW, cost, cosu, dxt, dyt, dzt):
     """Adjoint of ``w[k] = sum_{k'<=k} fxa[k']``: the adjoint of ``fxa[k]`` of column q is
     ``g_k(q) = -maskW[k] dzt[k] sum_{k'>=k} b_w[k']`` (a downward cumulative sum), and

@@ -19,6 +19,7 @@ from .pairing import adjoint_of, tangent_of
 
 # forward bodies reused by tangents of linear kernels (numba resolves module-level dispatchers)
 _explicit_tendency = F.explicit_tendency.body
+_hydrostatic_pressure = F.hydrostatic_pressure.body
 
 
 # ===========================================================================
@@ -388,19 +389,12 @@ def momentum_advection_ad(i, j, k, b_u, b_v, b_w, b_du_adv, b_dv_adv, u, v, w, m
 # ===========================================================================
 
 @tangent_of(F.hydrostatic_pressure)
-def hydrostatic_pressure_tl(i, j, d_p_hydro, d_rho, maskT, dzw):
+def hydrostatic_pressure_tl(i, j, k, d_p_hydro, d_rho, maskT, dzw):
     """Tangent = the forward recurrence applied to d_rho (linear)."""
-    nz = d_rho.shape[0]
-    gr = C.GRAV / C.RHO_0
-    p = 0.5 * d_rho[nz - 1, j, i] * C.GRAV / C.RHO_0 * dzw[nz - 1] * maskT[nz - 1, j, i]
-    d_p_hydro[nz - 1, j, i] = p
-    for kk in range(nz - 1):
-        k = nz - 2 - kk
-        p = maskT[k, j, i] * (p + 0.5 * dzw[k] * gr * (d_rho[k + 1, j, i] + d_rho[k, j, i]))
-        d_p_hydro[k, j, i] = p
+    _hydrostatic_pressure(i, j, k, d_p_hydro, d_rho, maskT, dzw)
 
 
-@adjoint_of(F.hydrostatic_pressure)
+@adjoint_of(F.hydrostatic_pressure, space="column")
 def hydrostatic_pressure_ad(i, j, b_rho, b_p_hydro, maskT, dzw):
     """Adjoint of the downward pressure recurrence: the total adjoint of p[k] is
     ``P_k = b_p[k] + maskT[k-1] P_{k-1}``, accumulated from the bottom up."""

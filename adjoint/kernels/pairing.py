@@ -32,7 +32,7 @@ __all__ = ["tangent_of", "adjoint_of"]
 
 def _params(pyfunc, space):
     p = list(inspect.signature(pyfunc).parameters)
-    return p[3:] if space == "3d" else p[2:]
+    return p[3:] if space in ("3d", "rows") else p[2:]
 
 
 def _split(params, prefix, allowed_out):
@@ -53,11 +53,14 @@ def _check_primals(fwd, rest, prefix, kname):
             raise TypeError(f"{kname}: argument {a!r} is neither {prefix}<name> nor an argument of {fwd.name}")
 
 
-def tangent_of(fwd: Kernel, reference=None):
-    """Register the decorated body as the tangent-linear kernel of ``fwd``."""
+def tangent_of(fwd: Kernel, reference=None, space=None):
+    """Register the decorated body as the tangent-linear kernel of ``fwd`` (``space`` overrides
+    the forward's iteration space, as for :func:`adjoint_of`)."""
+    space = space or fwd.space
+
     def deco(pyfunc):
         name = fwd.name + "_tl"
-        params = _params(pyfunc, fwd.space)
+        params = _params(pyfunc, space)
         real_out = [o for o in fwd.outputs if not o.startswith("scr_")]
         outs = _split(params, "d_", set(real_out))
         missing = [o for o in real_out if "d_" + o not in outs]
@@ -68,18 +71,22 @@ def tangent_of(fwd: Kernel, reference=None):
         if miss_in:
             raise TypeError(f"{name}: missing tangent input d_{miss_in[0]}")
         _check_primals(fwd, rest, "d_", name)
-        k = kernel(fwd.space, outputs=outs, reference=reference, name=name, kind="tangent")(pyfunc)
+        k = kernel(space, outputs=outs, reference=reference, name=name, kind="tangent")(pyfunc)
         k.of = fwd
         fwd.tangent = k
         return k
     return deco
 
 
-def adjoint_of(fwd: Kernel, reference=None):
-    """Register the decorated body as the adjoint kernel of ``fwd`` (gather form, accumulating)."""
+def adjoint_of(fwd: Kernel, reference=None, space=None):
+    """Register the decorated body as the adjoint kernel of ``fwd`` (gather form, accumulating).
+    ``space`` overrides the forward's iteration space (a ``"rows"`` forward recurrence whose
+    adjoint is written as a ``"column"`` body)."""
+    space = space or fwd.space
+
     def deco(pyfunc):
         name = fwd.name + "_ad"
-        params = _params(pyfunc, fwd.space)
+        params = _params(pyfunc, space)
         outs = _split(params, "b_", set(fwd.active))
         missing = [a for a in fwd.active if "b_" + a not in outs]
         if missing:
@@ -90,7 +97,7 @@ def adjoint_of(fwd: Kernel, reference=None):
         if miss:
             raise TypeError(f"{name}: missing adjoint input b_{miss[0]}")
         _check_primals(fwd, rest, "b_", name)
-        k = kernel(fwd.space, outputs=outs, reference=reference, name=name, kind="adjoint")(pyfunc)
+        k = kernel(space, outputs=outs, reference=reference, name=name, kind="adjoint")(pyfunc)
         k.of = fwd
         fwd.adjoint = k
         return k

@@ -31,29 +31,34 @@ def _ref_eke_diffusivities(eke, Nsqr, coriolis_t, beta, maskW, dzw, eke_lmin, ek
     return L_rossby, sqrteke, L_rhines, eke_len, K_gm
 
 
-@kernel("column", outputs=("L_rossby", "sqrteke", "L_rhines", "eke_len", "K_gm"), reference=_ref_eke_diffusivities,
-        active=("eke", "Nsqr"))
-def eke_diffusivities(i, j, L_rossby, sqrteke, L_rhines, eke_len, K_gm, eke, Nsqr, coriolis_t, beta, maskW, dzw,
+@kernel("rows", outputs=("L_rossby", "sqrteke", "L_rhines", "eke_len", "K_gm"), reference=_ref_eke_diffusivities,
+        active=("eke", "Nsqr"), passes=2)
+def eke_diffusivities(i, j, k, L_rossby, sqrteke, L_rhines, eke_len, K_gm, eke, Nsqr, coriolis_t, beta, maskW, dzw,
                       eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max):
     """``C = sum_k sqrt(max(0, N^2)) dzw maskW / pi``; ``L_rossby = min(C/max(|f|,1e-16), sqrt(C/max(2 beta,1e-16)))``;
     ``sqrteke = sqrt(max(0, eke))``; ``L_rhines = sqrt(sqrteke / max(beta, 1e-16))``;
     ``eke_len = max(lmin, min(cross L_rossby, crhin L_rhines))``; ``K_gm = min(k_max, c_k eke_len sqrteke)``.
-    L_rossby (yt, xt); the others at W points."""
+    L_rossby (yt, xt); the others at W points.
+
+    Row-wise in two passes: k < nz sums C into L_rossby (converted at the top level), then
+    level ``k - nz`` of the W-point fields."""
     nz = eke.shape[0]
-    cr = 0.0
-    for k in range(nz):
-        cr += math.sqrt(max(0.0, Nsqr[k, j, i])) * dzw[k] * maskW[k, j, i] / C.PI
-    lr = min(cr / max(abs(coriolis_t[j, i]), 1e-16), math.sqrt(cr / max(2 * beta[j, i], 1e-16)))
-    L_rossby[j, i] = lr
-    bb = max(beta[j, i], 1e-16)
-    for k in range(nz):
-        se = math.sqrt(max(0.0, eke[k, j, i]))
+    if k < nz:
+        cr = (L_rossby[j, i] if k > 0 else 0.0) + math.sqrt(max(0.0, Nsqr[k, j, i])) * dzw[k] * maskW[k, j, i] / C.PI
+        if k == nz - 1:
+            cr = min(cr / max(abs(coriolis_t[j, i]), 1e-16), math.sqrt(cr / max(2 * beta[j, i], 1e-16)))
+        L_rossby[j, i] = cr
+    else:
+        kl = k - nz
+        lr = L_rossby[j, i]
+        bb = max(beta[j, i], 1e-16)
+        se = math.sqrt(max(0.0, eke[kl, j, i]))
         lrh = math.sqrt(se / bb)
         el = max(eke_lmin, min(eke_cross * lr, eke_crhin * lrh))
-        sqrteke[k, j, i] = se
-        L_rhines[k, j, i] = lrh
-        eke_len[k, j, i] = el
-        K_gm[k, j, i] = min(eke_k_max, eke_c_k * el * se)
+        sqrteke[kl, j, i] = se
+        L_rhines[kl, j, i] = lrh
+        eke_len[kl, j, i] = el
+        K_gm[kl, j, i] = min(eke_k_max, eke_c_k * el * se)
 
 
 # ---------------------------------------------------------------------------
@@ -95,34 +100,33 @@ def _ref_velocity_on_wgrid(u, v, maskU, maskV, maskW, dzt, dzw):
     return tuple(out)
 
 
-@kernel("column", outputs=("u_wgrid", "v_wgrid"), reference=_ref_velocity_on_wgrid, active=("u", "v"))
-def velocity_on_wgrid(i, j, u_wgrid, v_wgrid, u, v, maskU, maskV, maskW, dzt, dzw):
+@device
+def _wgrid_at(k, j, i, jn, i_n, face, q, m, maskW, dzt, dzw):
+    """q on W level k of column (j, i); ``face``: the W face to the neighbour column (jn, i_n)
+    exists (then the raw value is masked and the raw value of level k-1 is moved up)."""
+    nz = q.shape[0]
+    km = max(k - 1, 0)
+    r = uw_raw(k, j, i, q, m, dzt, dzw)
+    t = r
+    if k > 0:
+        t = t + uw_raw(km, j, i, q, m, dzt, dzw) * dzw[km] / dzw[k] * (1.0 - maskW[km, j, i] * maskW[km, jn, i_n])
+    if k < nz - 1:
+        t = t * (maskW[k, j, i] * maskW[k, jn, i_n])
+    return t if face else r
+
+
+@kernel("3d", outputs=("u_wgrid", "v_wgrid"), reference=_ref_velocity_on_wgrid, active=("u", "v"))
+def velocity_on_wgrid(i, j, k, u_wgrid, v_wgrid, u, v, maskU, maskV, maskW, dzt, dzw):
     """Horizontal velocities on W levels: ``u_w[k] = (u[k+1] mU dzt[k+1] + u[k] mU dzt[k]) / (2 dzw[k])``,
     the bottom half cell added to level 0, and velocity at a W face that is not wet on both sides
-    (``maskW_i maskW_{i+1} = 0``) moved one level up (scaled by dzw[k]/dzw[k+1])."""
-    nz = u.shape[0]
+    (``maskW_i maskW_{i+1} = 0``) moved one level up (scaled by dzw[k]/dzw[k+1]).
+
+    Pointwise (the moved-up value is the raw value of level k-1, recomputed); branch-free in i
+    (clamped neighbour, selected result) so that the i loop vectorises."""
     NY = u.shape[1]
     NX = u.shape[2]
-    prev = 0.0
-    for k in range(nz):
-        r = uw_raw(k, j, i, u, maskU, dzt, dzw)
-        if i < NX - 1:
-            if k > 0:
-                r = r + prev * dzw[k - 1] / dzw[k] * (1.0 - maskW[k - 1, j, i] * maskW[k - 1, j, i + 1])
-            prev = uw_raw(k, j, i, u, maskU, dzt, dzw)
-            if k < nz - 1:
-                r = r * (maskW[k, j, i] * maskW[k, j, i + 1])
-        u_wgrid[k, j, i] = r
-    prev = 0.0
-    for k in range(nz):
-        r = uw_raw(k, j, i, v, maskV, dzt, dzw)
-        if j < NY - 1:
-            if k > 0:
-                r = r + prev * dzw[k - 1] / dzw[k] * (1.0 - maskW[k - 1, j, i] * maskW[k - 1, j + 1, i])
-            prev = uw_raw(k, j, i, v, maskV, dzt, dzw)
-            if k < nz - 1:
-                r = r * (maskW[k, j, i] * maskW[k, j + 1, i])
-        v_wgrid[k, j, i] = r
+    u_wgrid[k, j, i] = _wgrid_at(k, j, i, j, min(i + 1, NX - 1), i < NX - 1, u, maskU, maskW, dzt, dzw)
+    v_wgrid[k, j, i] = _wgrid_at(k, j, i, min(j + 1, NY - 1), i, j < NY - 1, v, maskV, maskW, dzt, dzw)
 
 
 def _ref_w_wgrid(u_wgrid, v_wgrid, cost, cosu, dxt, dyt, dzw):
@@ -134,19 +138,17 @@ def _ref_w_wgrid(u_wgrid, v_wgrid, cost, cosu, dxt, dyt, dzw):
     return (w,)
 
 
-@kernel("column", outputs=("w_wgrid",), reference=_ref_w_wgrid, active=("u_wgrid", "v_wgrid"))
-def w_wgrid_continuity(i, j, w_wgrid, u_wgrid, v_wgrid, cost, cosu, dxt, dyt, dzw):
-    """Vertical velocity on the W grid from continuity (cumulative from the bottom, i, j >= 1)."""
-    nz = u_wgrid.shape[0]
-    if i < 1 or j < 1:
-        for k in range(nz):
-            w_wgrid[k, j, i] = 0.0
-        return
-    s = 0.0
-    for k in range(nz):
-        s += -dzw[k] * ((u_wgrid[k, j, i] - u_wgrid[k, j, i - 1]) / (cost[j] * dxt[i])
-                        + (cosu[j] * v_wgrid[k, j, i] - cosu[j - 1] * v_wgrid[k, j - 1, i]) / (cost[j] * dyt[j]))
-        w_wgrid[k, j, i] = s
+@kernel("rows", outputs=("w_wgrid",), reference=_ref_w_wgrid, active=("u_wgrid", "v_wgrid"))
+def w_wgrid_continuity(i, j, k, w_wgrid, u_wgrid, v_wgrid, cost, cosu, dxt, dyt, dzw):
+    """Vertical velocity on the W grid from continuity, cumulative from the bottom (i, j >= 1):
+    ``w[k] = w[k-1] - dzw[k] [(u_i - u_{i-1}) / (cost dxt) + (cosu_j v_j - cosu_{j-1} v_{j-1}) / (cost dyt)]``
+    with ``w[-1] = 0``.  Row-wise (k outer, i inner, w[k-1] read back); branch-free in i."""
+    im = max(i - 1, 0)
+    jm = max(j - 1, 0)
+    prev = w_wgrid[max(k - 1, 0), j, i] if k > 0 else 0.0
+    s = prev + -dzw[k] * ((u_wgrid[k, j, i] - u_wgrid[k, j, im]) / (cost[j] * dxt[i])
+                          + (cosu[j] * v_wgrid[k, j, i] - cosu[jm] * v_wgrid[k, jm, i]) / (cost[j] * dyt[j]))
+    w_wgrid[k, j, i] = s if (i >= 1) & (j >= 1) else 0.0
 
 
 # ---------------------------------------------------------------------------

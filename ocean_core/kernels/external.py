@@ -19,19 +19,20 @@ def _ref_barotropic_forcing(du, dv, du_mix, dv_mix, maskU, maskV, dzt, hur, hvr)
     return uloc, vloc
 
 
-@kernel("column", outputs=("uloc", "vloc"), reference=_ref_barotropic_forcing,
+@kernel("rows", outputs=("uloc", "vloc"), reference=_ref_barotropic_forcing,
         active=("du", "dv", "du_mix", "dv_mix"))
-def barotropic_forcing(i, j, uloc, vloc, du, dv, du_mix, dv_mix, maskU, maskV, dzt, hur, hvr):
+def barotropic_forcing(i, j, k, uloc, vloc, du, dv, du_mix, dv_mix, maskU, maskV, dzt, hur, hvr):
     """Depth means of the momentum tendency: ``uloc = hur sum_k (du + du_mix) maskU dzt`` (U, 2-d),
-    ``vloc`` likewise at V points.  The current tendency ``du[tau]`` is used, not its AB2 extrapolation."""
+    ``vloc`` likewise at V points.  The current tendency ``du[tau]`` is used, not its AB2 extrapolation.
+    Row-wise: the partial sum (from k = 0 up) is kept in uloc / vloc, times hur / hvr at the top."""
     nz = du.shape[0]
-    su = 0.0
-    sv = 0.0
-    for k in range(nz):
-        su += (du[k, j, i] + du_mix[k, j, i]) * maskU[k, j, i] * dzt[k]
-        sv += (dv[k, j, i] + dv_mix[k, j, i]) * maskV[k, j, i] * dzt[k]
-    uloc[j, i] = su * hur[j, i]
-    vloc[j, i] = sv * hvr[j, i]
+    su = (uloc[j, i] if k > 0 else 0.0) + (du[k, j, i] + du_mix[k, j, i]) * maskU[k, j, i] * dzt[k]
+    sv = (vloc[j, i] if k > 0 else 0.0) + (dv[k, j, i] + dv_mix[k, j, i]) * maskV[k, j, i] * dzt[k]
+    if k == nz - 1:
+        su = su * hur[j, i]
+        sv = sv * hvr[j, i]
+    uloc[j, i] = su
+    vloc[j, i] = sv
 
 
 def _ref_streamfunction_rhs(uloc, vloc, cost, cosu, dxu, dyu):
@@ -129,18 +130,15 @@ def _ref_vertical_velocity(u, v, maskW, cost, cosu, dxt, dyt, dzt):
     return (w,)
 
 
-@kernel("column", outputs=("w_new",), reference=_ref_vertical_velocity, active=("u", "v"))
-def vertical_velocity(i, j, w_new, u, v, maskW, cost, cosu, dxt, dyt, dzt):
+@kernel("rows", outputs=("w_new",), reference=_ref_vertical_velocity, active=("u", "v"))
+def vertical_velocity(i, j, k, w_new, u, v, maskW, cost, cosu, dxt, dyt, dzt):
     """Vertical velocity at W points from continuity, integrated upward from the bottom
     (``i, j >= 1``): ``w[k] = -sum_{k'<=k} maskW dzt [d_x u / (cost dxt) + d_y(cosu v) / (cost dyt)]``.
-    w at the surface is the (round-off) divergence error of the rigid lid."""
-    nz = u.shape[0]
-    if i < 1 or j < 1:
-        for k in range(nz):
-            w_new[k, j, i] = 0.0
-        return
-    s = 0.0
-    for k in range(nz):
-        s += -maskW[k, j, i] * dzt[k] * ((u[k, j, i] - u[k, j, i - 1]) / (cost[j] * dxt[i])
-                                         + (cosu[j] * v[k, j, i] - cosu[j - 1] * v[k, j - 1, i]) / (cost[j] * dyt[j]))
-        w_new[k, j, i] = s
+    w at the surface is the (round-off) divergence error of the rigid lid.
+    Row-wise (k outer, i inner, w[k-1] read back); branch-free in i."""
+    im = max(i - 1, 0)
+    jm = max(j - 1, 0)
+    prev = w_new[max(k - 1, 0), j, i] if k > 0 else 0.0
+    s = prev + -maskW[k, j, i] * dzt[k] * ((u[k, j, i] - u[k, j, im]) / (cost[j] * dxt[i])
+                                           + (cosu[j] * v[k, j, i] - cosu[jm] * v[k, jm, i]) / (cost[j] * dyt[j]))
+    w_new[k, j, i] = s if (i >= 1) & (j >= 1) else 0.0

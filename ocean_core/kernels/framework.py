@@ -25,7 +25,15 @@ Iteration spaces (``space=``):
 ``"2d"``      body(i, j, ...) for every (j, i) of the last two dimensions of the
               first argument;
 ``"column"``  body(i, j, ...) like ``"2d"``, the body loops over k itself
-              (vertical solves, cumulative sums).
+              (vertical solves, cumulative sums);
+``"rows"``    body(i, j, k, ...) for every (j, i) of the last two dimensions of the
+              first argument and ``k = 0 .. passes * nz - 1`` (nz: first dimension of
+              the first 3-d argument), k increasing for each column: a body may read
+              what it wrote at the same (j, i) for an earlier k (column recurrences
+              through memory: cumulative sums, a sum used by a second pass).  On the
+              CPU k is the outer and i the inner loop of a row j, so the i loop is
+              contiguous and can vectorise (a ``"column"`` body walks k innermost,
+              stride ny*nx); on the GPU one thread per (j, i) loops over k.
 
 Arrays are C-ordered ``[k, j, i]`` (x fastest), with 2 halo cells in x and y.
 """
@@ -59,7 +67,7 @@ helper = numba.njit(error_model="numpy")
 #: every kernel, forward, tangent and adjoint, by name
 REGISTRY: dict[str, "Kernel"] = {}
 
-SPACES = ("3d", "2d", "column")
+SPACES = ("3d", "2d", "column", "rows")
 
 
 class Kernel:
@@ -69,8 +77,10 @@ class Kernel:
     ----------
     body : numba dispatcher
         The ``inline="always"`` pointwise body.
-    space : {"3d", "2d", "column"}
+    space : {"3d", "2d", "column", "rows"}
         Iteration space (see module docstring).
+    passes : int
+        ``"rows"`` only: the number of sweeps over k (k runs to ``passes * nz``).
     outputs : tuple of str
         Names of the arguments the body writes (they come first in the signature).
     inputs : tuple of str
@@ -87,13 +97,14 @@ class Kernel:
     """
 
     def __init__(self, body, name, module, space, outputs, inputs, reference=None,
-                 kind="forward", active=(), doc=""):
+                 kind="forward", active=(), doc="", passes=1):
         if space not in SPACES:
             raise ValueError(f"kernel {name!r}: space={space!r}, allowed: {SPACES}")
         self.body = body
         self.name = name
         self.module = module
         self.space = space
+        self.passes = int(passes)
         self.outputs = tuple(outputs)
         self.inputs = tuple(inputs)
         self.reference = reference
@@ -119,19 +130,23 @@ class Kernel:
         """The generated CUDA kernel ``f[blocks, threads](nk, nj, ni, *args)``."""
         return getattr(launcher_module(self.module, cuda=True), f"{self.name}_cuda")
 
-    def extents(self, first):
+    def extents(self, first, args=()):
+        """(nk, nj, ni) of the launch; ``"rows"`` kernels need ``args`` (nz of the first 3-d one)."""
         shape = first.shape
         if self.space == "3d":
             if len(shape) != 3:
                 raise ValueError(f"kernel {self.name}: first argument must be 3-d, got shape {shape}")
             return shape[0], shape[1], shape[2]
+        if self.space == "rows":
+            nz = next(a.shape[0] for a in (first,) + tuple(args) if getattr(a, "ndim", 0) == 3)
+            return nz * self.passes, shape[-2], shape[-1]
         return 1, shape[-2], shape[-1]
 
     def __call__(self, *args, backend=None):
         """Run on the backend of the arrays (``backend`` overrides: "cpu" or "cuda")."""
         if len(args) != len(self.args):
             raise TypeError(f"kernel {self.name} takes {len(self.args)} arguments {self.args}, got {len(args)}")
-        nk, nj, ni = self.extents(args[0])
+        nk, nj, ni = self.extents(args[0], args)
         if backend is None:
             backend = "cuda" if hasattr(args[0], "__cuda_array_interface__") else "cpu"
         if backend == "cpu":
@@ -142,11 +157,11 @@ class Kernel:
             raise ValueError(f"backend={backend!r}, allowed: 'cpu', 'cuda'")
 
 
-def kernel(space, outputs, reference=None, name=None, kind="forward", active=None):
+def kernel(space, outputs, reference=None, name=None, kind="forward", active=None, passes=1):
     """Register a pointwise body as a kernel.
 
     The decorated function's signature must be ``(i, j, k, *outputs, *inputs)`` for
-    ``space="3d"`` and ``(i, j, *outputs, *inputs)`` otherwise.  Returns the
+    ``space="3d"`` and ``"rows"``, ``(i, j, *outputs, *inputs)`` otherwise.  Returns the
     :class:`Kernel`; the compiled body is ``Kernel.body``.
     """
     outputs = tuple(outputs)
@@ -154,7 +169,7 @@ def kernel(space, outputs, reference=None, name=None, kind="forward", active=Non
     def deco(pyfunc):
         kname = name or pyfunc.__name__
         params = list(inspect.signature(pyfunc).parameters)
-        nidx = 3 if space == "3d" else 2
+        nidx = 3 if space in ("3d", "rows") else 2
         idx = params[:nidx]
         expected = ["i", "j", "k"][:nidx]
         if idx != expected:
@@ -168,7 +183,7 @@ def kernel(space, outputs, reference=None, name=None, kind="forward", active=Non
         body = device(pyfunc)
         act = tuple(active) if active is not None else ()
         k = Kernel(body, kname, pyfunc.__module__, space, outputs, inputs, reference=reference,
-                   kind=kind, active=act, doc=pyfunc.__doc__ or "")
+                   kind=kind, active=act, doc=pyfunc.__doc__ or "", passes=passes)
         REGISTRY[kname] = k
         return k
 
@@ -280,6 +295,13 @@ def generate_source(modname: str, cuda: bool) -> str:
                     "        for _i in range(_ni):",
                     f"            {body}(_i, _j, _k, {args})",
                 ]
+            elif k.space == "rows":
+                lines += [
+                    "    for _j in prange(_nj):",
+                    "        for _k in range(_nk):",
+                    "            for _i in range(_ni):",
+                    f"                {body}(_i, _j, _k, {args})",
+                ]
             else:
                 lines += [
                     "    for _j in prange(_nj):",
@@ -298,6 +320,9 @@ def generate_source(modname: str, cuda: bool) -> str:
             ]
             if k.space == "3d":
                 lines.append(f"        {body}(_i, _j, _k, {args})")
+            elif k.space == "rows":
+                lines += ["        for _kk in range(_nk):",
+                          f"            {body}(_i, _j, _kk, {args})"]
             else:
                 lines.append(f"        {body}(_i, _j, {args})")
         lines.append("")
@@ -338,5 +363,6 @@ _BLOCK_2D = (64, 4, 1)
 def launch_cuda(k: Kernel, extents, args, stream=0):
     nk, nj, ni = extents
     bx, by, bz = _BLOCK_3D if k.space == "3d" else _BLOCK_2D
-    grid = ((ni + bx - 1) // bx, (nj + by - 1) // by, (nk + bz - 1) // bz)
+    nz = nk if k.space == "3d" else 1  # "rows": one thread per (j, i) loops over nk
+    grid = ((ni + bx - 1) // bx, (nj + by - 1) // by, (nz + bz - 1) // bz)
     k.cuda()[grid, (bx, by, bz), stream](nk, nj, ni, *args)

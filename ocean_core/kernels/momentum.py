@@ -208,21 +208,21 @@ def _ref_hydrostatic_pressure(rho, maskT, dzw):
     return (p,)
 
 
-@kernel("column", outputs=("p_hydro",), reference=_ref_hydrostatic_pressure, active=("rho",))
-def hydrostatic_pressure(i, j, p_hydro, rho, maskT, dzw):
+@kernel("rows", outputs=("p_hydro",), reference=_ref_hydrostatic_pressure, active=("rho",))
+def hydrostatic_pressure(i, j, k, p_hydro, rho, maskT, dzw):
     """Hydrostatic pressure (divided by rho_0) at T points from the density anomaly rho (T).
 
     ``p[nz-1] = 0.5 rho[nz-1] g/rho_0 dzw[nz-1]``;
-    ``p[k] = maskT[k] (p[k+1] + 0.5 dzw[k] g/rho_0 (rho[k+1] + rho[k]))`` downward.
+    ``p[k] = maskT[k] (p[k+1] + 0.5 dzw[k] g/rho_0 (rho[k+1] + rho[k]))`` downward
+    (row-wise: sweep k computes level ``kl = nz-1-k``, p[kl+1] read back).
     """
     nz = rho.shape[0]
     gr = C.GRAV / C.RHO_0
-    p = 0.5 * rho[nz - 1, j, i] * C.GRAV / C.RHO_0 * dzw[nz - 1] * maskT[nz - 1, j, i]
-    p_hydro[nz - 1, j, i] = p
-    for kk in range(nz - 1):
-        k = nz - 2 - kk
-        p = maskT[k, j, i] * (p + 0.5 * dzw[k] * gr * (rho[k + 1, j, i] + rho[k, j, i]))
-        p_hydro[k, j, i] = p
+    kl = nz - 1 - k
+    if k == 0:
+        p_hydro[kl, j, i] = 0.5 * rho[kl, j, i] * C.GRAV / C.RHO_0 * dzw[kl] * maskT[kl, j, i]
+    else:
+        p_hydro[kl, j, i] = maskT[kl, j, i] * (p_hydro[kl + 1, j, i] + 0.5 * dzw[kl] * gr * (rho[kl + 1, j, i] + rho[kl, j, i]))
 
 
 # ---------------------------------------------------------------------------
