@@ -127,6 +127,9 @@ def _add_train(sub):
     q.add_argument("--max-hours", type=float)
     q.add_argument("--val-every", type=int, default=0)
     q.add_argument("--val-max-samples", type=int, default=32)
+    q.add_argument("--best-by", default="val_mse", choices=("val_mse", "val_rollout_rmse"),
+                   help="validation figure that picks emulator_best.npz: K-step rollout MSE, or "
+                        "the RMSE of a free rollout through the whole validation period")
     q.add_argument("--checkpoint-every", type=int, default=50)
     q.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     q.add_argument("--input-noise", type=float, default=0.0,
@@ -261,6 +264,7 @@ def cmd_train(args):
                      loss_update=args.loss_update, recompute=not args.no_recompute,
                      seed=args.seed, max_steps=args.max_steps, max_hours=args.max_hours,
                      val_every=args.val_every, val_max_samples=args.val_max_samples,
+                     best_by=args.best_by,
                      checkpoint_every=args.checkpoint_every, input_noise=args.input_noise)
     meta = {"data": os.path.abspath(args.data), "states_per_year": spy,
             "n_params": net.num_parameters(), "backend": bk.name, "residual": residual}

@@ -75,6 +75,10 @@ class TrainConfig:
         Validate every this many steps (0: at the end of each epoch).
     val_max_samples : int
         Validation samples, evenly spaced over the validation period.
+    best_by : {"val_mse", "val_rollout_rmse"}
+        Which validation figure picks ``emulator_best.npz``: the mean MSE of the
+        ``K``-step validation rollouts, or the RMSE of one free rollout through the
+        whole validation period (a stability check: it grows when errors compound).
     checkpoint_every : int
         Save ``checkpoint_last.npz`` every this many steps (and at each epoch end).
     sample_stride : int
@@ -107,6 +111,7 @@ class TrainConfig:
     max_hours: float | None = None
     val_every: int = 0
     val_max_samples: int = 32
+    best_by: str = "val_mse"
     checkpoint_every: int = 50
     sample_stride: int = 1
     on_nonfinite: str = "skip"
@@ -128,6 +133,8 @@ class TrainConfig:
         if self.loss_update not in ("first_step", "extra_forward"):
             raise ValueError(f"loss_update={self.loss_update!r} must be 'first_step' or "
                              f"'extra_forward'")
+        if self.best_by not in ("val_mse", "val_rollout_rmse"):
+            raise ValueError(f"best_by={self.best_by!r} must be 'val_mse' or 'val_rollout_rmse'")
         if not (self.input_noise >= 0 and math.isfinite(self.input_noise)):
             raise ValueError(f"input_noise={self.input_noise} must be a finite number >= 0")
         if self.on_nonfinite not in ("skip", "raise"):
@@ -329,11 +336,32 @@ class Trainer:
                                          weights=np.ones(2 * self.P))
                 ells.append(np.stack(e))  # (K, 2P)
             e = np.concatenate([x[None] for x in ells]).mean(axis=0)
+            free = self._free_rollout_rmse()
         finally:
             for k, v in backup.items():
                 self.params[k][...] = v
-        return {"val_mse": float(e.mean()), "val_mse_last_step": float(e[-1].mean()),
-                "val_mse_first_step": float(e[0].mean())}
+        rec = {"val_mse": float(e.mean()), "val_mse_last_step": float(e[-1].mean()),
+               "val_mse_first_step": float(e[0].mean())}
+        rec.update(free)
+        return rec
+
+    def _free_rollout_rmse(self):
+        """RMSE (normalised units, wet points, all channels) of one free rollout from the
+        start of the validation period to its end, and over its last fifth."""
+        from .rollout import rollout_normalized  # noqa: PLC0415 (rollout imports this module's users)
+
+        a, b = self.split.val
+        n = (b - a) // 2 * 2  # whole model calls only: the last needs forcing up to a + n - 1
+        b = a + n
+        if n < 4:
+            return {}
+        pred, _ = rollout_normalized(self.emu, self.data, a, n)
+        wet = self.data.wet
+        err = ((pred[2:] - self.data.states[a + 2:b]) ** 2 * wet).sum(axis=(-1, -2)) / \
+            np.maximum(wet.sum(axis=(-1, -2)), 1)  # (n - 2, P)
+        tail = max(1, len(err) // 5)
+        return {"val_rollout_rmse": float(np.sqrt(err.mean())),
+                "val_rollout_rmse_end": float(np.sqrt(err[-tail:].mean()))}
 
     # ------------------------------------------------------------------ #
     # checkpoints
@@ -412,7 +440,8 @@ class Trainer:
             self.load_checkpoint(ckpt)
             _truncate_log(log_path, self.step)
         cfg = self.cfg
-        best = min((h["val_mse"] for h in self.history), default=float("inf"))
+        key = cfg.best_by
+        best = min((h[key] for h in self.history if key in h), default=float("inf"))
         end = self.total_steps if cfg.max_steps is None else min(self.total_steps, cfg.max_steps)
         t_start = time.perf_counter()
         bar = None
@@ -437,8 +466,8 @@ class Trainer:
                         self.history.append(vrec)
                         log.write(json.dumps(vrec) + "\n")
                         # keep the EMA weights with the lowest validation error as well
-                        if val["val_mse"] < best:
-                            best = val["val_mse"]
+                        if val.get(key, float("inf")) < best:
+                            best = val[key]
                             self.save_emulator(os.path.join(self.outdir, "emulator_best.npz"))
                 log.flush()
                 if bar is not None:
@@ -459,7 +488,7 @@ class Trainer:
         self.save_checkpoint(ckpt)
         self.save_emulator()
         return {"steps": self.step, "total_steps": end, "finished": finished,
-                "last": last, "val": val, "best_val_mse": best}
+                "last": last, "val": val, f"best_{key}": best}
 
 
 def _truncate_log(path, step):

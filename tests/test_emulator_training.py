@@ -55,9 +55,12 @@ def test_short_training_lowers_the_loss(tiny, tmp_path):
     # the dynamic weights moved away from 1 and respect the cap
     s = tr.dloss.scale
     assert not np.allclose(s, 1.0) and s.max() / s.min() <= 20.0 + 1e-9
-    # logs and outputs
+    # logs and outputs; validation includes a free rollout through the validation period
     log = [json.loads(x) for x in open(tmp_path / Trainer.LOG)]
     assert sum("loss" in r for r in log) == 60 and any("val_mse" in r for r in log)
+    vals = [r for r in log if "val_rollout_rmse" in r]
+    assert vals and all(np.isfinite(r["val_rollout_rmse"]) and r["val_rollout_rmse_end"] > 0
+                        for r in vals)
     assert os.path.exists(tmp_path / "emulator.npz")
     emu = Emulator.load(str(tmp_path / "emulator.npz"))
     for k, v in emu.unet.parameters().items():
@@ -237,5 +240,24 @@ def test_cli_bad_arguments(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(ValueError, match="epochs=0"):
         TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="best_by='loss'"):
+        TrainConfig(best_by="loss")
+
+
+def test_best_by_free_rollout(tiny, tmp_path):
+    """``best_by="val_rollout_rmse"`` keeps the EMA weights of the smallest free-rollout RMSE."""
+    from emulator.rollout import rollout_normalized
+
+    tr = make_trainer(tiny, tmp_path, max_steps=6, val_every=2, best_by="val_rollout_rmse")
+    tr.fit(progress=False)
+    log = [json.loads(x) for x in open(tmp_path / Trainer.LOG) if "val_mse" in x]
+    assert [r["step"] for r in log] == [2, 4, 6]
+    best = Emulator.load(str(tmp_path / "emulator_best.npz"))
+    a, b = tr.split.val
+    n = (b - a) // 2 * 2
+    pred, _ = rollout_normalized(best, tr.data, a, n)
+    w = tr.data.wet
+    err = ((pred[2:] - tr.data.states[a + 2:a + n]) ** 2 * w).sum(axis=(-1, -2)) / w.sum(axis=(-1, -2))
+    assert np.sqrt(err.mean()) == pytest.approx(min(r["val_rollout_rmse"] for r in log), rel=1e-5)
     with pytest.raises(ValueError, match="loss='l1'"):
         TrainConfig(loss="l1")
