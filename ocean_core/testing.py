@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .grid import Grid
-from .variables import VARIABLES
+from .variables import VARIABLES, shape_of
 
 __all__ = ["tiny_grid", "kernel_args", "SCALARS"]
 
@@ -103,7 +103,8 @@ def kernel_args(kern, grid=None, seed=0, nisle=2, positive=()):
         elif a == "psin":
             out[a] = rng.standard_normal((nisle, grid.NY, grid.NX))
         elif a.startswith("scr_"):
-            out[a] = np.zeros(grid.shape3)
+            # column scratch (nz, NY, NX), or the variable's own shape (per-column scratch)
+            out[a] = np.zeros(shape_of(a, grid, nisle) if a in VARIABLES else grid.shape3)
         else:
             base, v = _field(a, grid, rng, nisle)
             v = v * _SCALE.get(base, 1.0)

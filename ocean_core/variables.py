@@ -80,6 +80,8 @@ VARIABLES = {
     "eke_ft": Var(W3, "m^3/s^3", "Advective EKE flux through top faces"),
     "eke_imp": Var(W3, "m^2/s^2", "EKE after implicit vertical step"),
     "scr_cp": Var(W3, "1", "Scratch (tridiagonal solver)"),
+    "scr_col": Var(T2, "1", "Scratch (per column: flags and depth sums of row-wise kernels)"),
+    "scr_col2": Var(T2, "1", "Scratch (per column: depth sums of row-wise kernels)"),
     "scr_dp": Var(W3, "1", "Scratch (tridiagonal solver, adjoint)"),
     "scr_y": Var(W3, "1", "Scratch (tridiagonal solver, adjoint)"),
     "cfl_col": Var(T2, "1", "Largest CFL number of the column"),

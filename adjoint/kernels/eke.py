@@ -310,7 +310,7 @@ def w_wgrid_continuity_ad(i, j, b_u_wgrid, b_v_wgrid, b_w_wgrid, cost, cosu, dxt
 # implicit vertical step (tridiagonal per column)
 # ===========================================================================
 
-@tangent_of(F.eke_implicit)
+@tangent_of(F.eke_implicit, space="column")
 def eke_implicit_tl(i, j, d_eke_imp, scr_cp, d_eke, d_K_diss_h, d_sqrteke, d_eke_len, d_kappaM, eke, K_diss_h,
                     sqrteke, eke_len, kappaM, maskW, kbot, dzt, dzw, dt_tracer, eke_c_eps, alpha_eke):
     """Tangent of the implicit step ``A(kappaM, c_int) x = d``: ``A dx = dd - dA x`` with
@@ -370,7 +370,7 @@ def eke_implicit_tl(i, j, d_eke_imp, scr_cp, d_eke, d_K_diss_h, d_sqrteke, d_eke
         d_eke_imp[k, j, i] = d_eke_imp[k, j, i] - scr_cp[k, j, i] * d_eke_imp[k + 1, j, i]
 
 
-@adjoint_of(F.eke_implicit)
+@adjoint_of(F.eke_implicit, space="column")
 def eke_implicit_ad(i, j, b_eke, b_K_diss_h, b_sqrteke, b_eke_len, b_kappaM, scr_cp, scr_dp, scr_y, b_eke_imp, eke,
                     K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, dzt, dzw, dt_tracer, eke_c_eps, alpha_eke):
     """Adjoint of the implicit step: solve ``A^T lam = b_eke_imp`` on the wet levels, then

@@ -115,14 +115,14 @@ def psi_update_ad(i, j, b_dpsi_new, b_psi_old, b_dpsi_old, b_psi_new, dt_mom):
 # ===========================================================================
 
 @tangent_of(F.velocity_update)
-def velocity_update_tl(i, j, d_u_new, d_v_new, d_u_old, d_v_old, d_du_now, d_dv_now, d_du_old, d_dv_old, d_du_mix,
-                       d_dv_mix, d_psi, maskU, maskV, dzt, dxt, dyt, cosu, hur, hvr, dt_mom):
+def velocity_update_tl(i, j, k, d_u_new, d_v_new, scr_col, scr_col2, d_u_old, d_v_old, d_du_now, d_dv_now, d_du_old,
+                       d_dv_old, d_du_mix, d_dv_mix, d_psi, maskU, maskV, dzt, dxt, dyt, cosu, hur, hvr, dt_mom):
     """Tangent = the forward update applied to the tangent fields (linear)."""
-    _velocity_update(i, j, d_u_new, d_v_new, d_u_old, d_v_old, d_du_now, d_dv_now, d_du_old, d_dv_old, d_du_mix,
+    _velocity_update(i, j, k, d_u_new, d_v_new, scr_col, scr_col2, d_u_old, d_v_old, d_du_now, d_dv_now, d_du_old, d_dv_old, d_du_mix,
                      d_dv_mix, d_psi, maskU, maskV, dzt, dxt, dyt, cosu, hur, hvr, dt_mom)
 
 
-@adjoint_of(F.velocity_update)
+@adjoint_of(F.velocity_update, space="column")
 def velocity_update_ad(i, j, b_u_old, b_v_old, b_du_now, b_dv_now, b_du_old, b_dv_old, b_du_mix, b_dv_mix, b_psi,
                        b_u_new, b_v_new, maskU, maskV, dzt, dxt, dyt, cosu, hur, hvr, dt_mom):
     """Adjoint of the velocity update.  With ``a_k = u_old + dt (du_mix + ab1 du_now - ab0 du_old) maskU``

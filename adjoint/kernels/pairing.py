@@ -71,7 +71,8 @@ def tangent_of(fwd: Kernel, reference=None, space=None):
         if miss_in:
             raise TypeError(f"{name}: missing tangent input d_{miss_in[0]}")
         _check_primals(fwd, rest, "d_", name)
-        k = kernel(space, outputs=outs, reference=reference, name=name, kind="tangent")(pyfunc)
+        k = kernel(space, outputs=outs, reference=reference, name=name, kind="tangent",
+                   passes=fwd.passes if space == fwd.space else 1)(pyfunc)
         k.of = fwd
         fwd.tangent = k
         return k

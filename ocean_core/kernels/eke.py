@@ -208,51 +208,57 @@ def _ref_eke_implicit(eke, K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, dzt,
                     b[kk] = 1 + (delta[k] + dkm1) / dzw[k] + dt_tracer * c_int[k, j, i]
             d = eke[k0:, j, i] + dt_tracer * K_diss_h[k0:, j, i]
             out[k0:, j, i] = thomas_ref(a, b, c, d)
-    return out, np.zeros_like(eke)
+    return out, np.zeros_like(eke), np.zeros_like(eke[0])  # (scratch outputs: not compared)
 
 
-@kernel("column", outputs=("eke_imp", "scr_cp"), reference=_ref_eke_implicit,
-        active=("eke", "K_diss_h", "sqrteke", "eke_len", "kappaM"))
-def eke_implicit(i, j, eke_imp, scr_cp, eke, K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, dzt, dzw, dt_tracer,
-                 eke_c_eps, alpha_eke):
+@kernel("rows", outputs=("eke_imp", "scr_cp", "scr_col"), reference=_ref_eke_implicit,
+        active=("eke", "K_diss_h", "sqrteke", "eke_len", "kappaM"), passes=3)
+def eke_implicit(i, j, k, eke_imp, scr_cp, scr_col, eke, K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, dzt, dzw,
+                 dt_tracer, eke_c_eps, alpha_eke):
     """Implicit vertical diffusion (kappaM), forcing by friction dissipation and the linearised
     dissipation ``c_int = c_eps sqrteke / eke_len``:
-    ``(I - dt d_z(alpha kappaM d_z) + dt c_int) e* = eke[tau] + dt K_diss_h`` on the wet W levels of
-    interior columns; zero elsewhere.  ``scr_cp`` is scratch."""
+    ``(I - dt d_z(alpha kappaM d_z) + dt c_int) e* = eke[tau] + dt K_diss_h`` on the wet W levels
+    ``k >= k0 = kbot - 1`` of interior columns; zero elsewhere.
+
+    Thomas algorithm, row-wise in three passes over k (i innermost):
+    0. levels nz-1 .. 0: ``scr_col = 1`` if kappaM != 0 at some wet level of the column (else the
+       matrix is diagonal and the solve reduces exactly to ``x = d / b``);
+    1. levels 0 .. nz-1: forward sweep, ``c'`` in ``scr_cp``, ``d'`` in ``eke_imp``;
+    2. levels nz-2 .. k0: back substitution ``x_k = d'_k - c'_k x_{k+1}``.
+    ``scr_cp``, ``scr_col`` are scratch."""
     nz = eke.shape[0]
-    for k in range(nz):
-        eke_imp[k, j, i] = 0.0
-        scr_cp[k, j, i] = 0.0
-    if not in_interior(i, j, eke.shape[2], eke.shape[1]) or kbot[j, i] == 0:
-        return
+    live = in_interior(i, j, eke.shape[2], eke.shape[1]) and kbot[j, i] > 0
     k0 = kbot[j, i] - 1
-    # without vertical viscosity the matrix is diagonal and the Thomas sweep reduces exactly
-    # (bitwise) to x = d / b level by level
-    diffusive = False
-    for k in range(k0, nz):
-        if kappaM[k, j, i] != 0.0:
-            diffusive = True
-    if not diffusive:
-        for k in range(k0, nz):
-            ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
-            a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
-            eke_imp[k, j, i] = (eke[k, j, i] + dt_tracer * K_diss_h[k, j, i]) / b
-        return
-    for k in range(k0, nz):
-        ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
-        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
-        d = eke[k, j, i] + dt_tracer * K_diss_h[k, j, i]
-        if k == k0:
-            den = b
-            scr_cp[k, j, i] = c / den
-            eke_imp[k, j, i] = d / den
+    if k < nz:
+        kl = nz - 1 - k
+        f = scr_col[j, i] if k > 0 else 0.0
+        if kl >= k0 and kappaM[kl, j, i] != 0.0:
+            f = 1.0
+        scr_col[j, i] = f
+    elif k < 2 * nz:
+        kl = k - nz
+        if not live or kl < k0:
+            eke_imp[kl, j, i] = 0.0
+            scr_cp[kl, j, i] = 0.0
         else:
-            den = b - a * scr_cp[k - 1, j, i]
-            scr_cp[k, j, i] = c / den
-            eke_imp[k, j, i] = (d - a * eke_imp[k - 1, j, i]) / den
-    for kk in range(nz - 1 - k0):
-        k = nz - 2 - kk
-        eke_imp[k, j, i] = eke_imp[k, j, i] - scr_cp[k, j, i] * eke_imp[k + 1, j, i]
+            ci = eke_cint(kl, j, i, sqrteke, eke_len, maskW, eke_c_eps)
+            a, b, c = eke_vcoeffs(kl, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+            d = eke[kl, j, i] + dt_tracer * K_diss_h[kl, j, i]
+            if scr_col[j, i] == 0.0:
+                scr_cp[kl, j, i] = 0.0
+                eke_imp[kl, j, i] = d / b
+            elif kl == k0:
+                den = b
+                scr_cp[kl, j, i] = c / den
+                eke_imp[kl, j, i] = d / den
+            else:
+                den = b - a * scr_cp[kl - 1, j, i]
+                scr_cp[kl, j, i] = c / den
+                eke_imp[kl, j, i] = (d - a * eke_imp[kl - 1, j, i]) / den
+    else:
+        kl = nz - 2 - (k - 2 * nz)
+        if live and kl >= k0 and scr_col[j, i] != 0.0:
+            eke_imp[kl, j, i] = eke_imp[kl, j, i] - scr_cp[kl, j, i] * eke_imp[kl + 1, j, i]
 
 
 # ---------------------------------------------------------------------------

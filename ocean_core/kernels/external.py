@@ -81,44 +81,44 @@ def _ref_velocity_update(u_old, v_old, du_now, dv_now, du_old, dv_old, du_mix, d
     s = (slice(None), slice(2, -2), slice(2, -2))
     u[s] += -maskU[s] * (psi[None, 2:-2, 2:-2] - psi[None, 1:-3, 2:-2]) / dyt[None, 2:-2, None] * hur[None, 2:-2, 2:-2]
     v[s] += maskV[s] * (psi[None, 2:-2, 2:-2] - psi[None, 2:-2, 1:-3]) / (cosu[None, 2:-2, None] * dxt[None, None, 2:-2]) * hvr[None, 2:-2, 2:-2]
-    return u, v
+    return u, v, np.zeros_like(psi), np.zeros_like(psi)  # (scratch outputs: not compared)
 
 
-@kernel("column", outputs=("u_new", "v_new"), reference=_ref_velocity_update,
-        active=("u_old", "v_old", "du_now", "dv_now", "du_old", "dv_old", "du_mix", "dv_mix", "psi"))
-def velocity_update(i, j, u_new, v_new, u_old, v_old, du_now, dv_now, du_old, dv_old, du_mix, dv_mix, psi,
-                    maskU, maskV, dzt, dxt, dyt, cosu, hur, hvr, dt_mom):
+@kernel("rows", outputs=("u_new", "v_new", "scr_col", "scr_col2"), reference=_ref_velocity_update,
+        active=("u_old", "v_old", "du_now", "dv_now", "du_old", "dv_old", "du_mix", "dv_mix", "psi"), passes=2)
+def velocity_update(i, j, k, u_new, v_new, scr_col, scr_col2, u_old, v_old, du_now, dv_now, du_old, dv_old, du_mix,
+                    dv_mix, psi, maskU, maskV, dzt, dxt, dyt, cosu, hur, hvr, dt_mom):
     """New velocities (U / V columns, whole array):
     ``u* = u[tau] + dt (du_mix + 1.6 du[tau] - 0.6 du[taum1]) maskU``; remove the depth mean
     ``hur sum(u* maskU dzt)``; add the barotropic velocity ``-maskU (psi_j - psi_{j-1}) / dyt hur``
-    (interior).  v: ``+maskV (psi_i - psi_{i-1}) / (cosu dxt) hvr``."""
+    (interior).  v: ``+maskV (psi_i - psi_{i-1}) / (cosu dxt) hvr``.
+
+    Row-wise in two passes: k < nz stores u* and sums ``u* maskU dzt`` from k = 0 up in
+    ``scr_col`` (v: ``scr_col2``); pass 2 corrects level ``k - nz``.  Branch-free in i
+    (clamped neighbour, selected barotropic term)."""
     nz = u_old.shape[0]
     ab1 = 1.5 + C.AB_EPS
     ab0 = 0.5 + C.AB_EPS
-    su = 0.0
-    sv = 0.0
-    for k in range(nz):
+    if k < nz:
         a = u_old[k, j, i] + dt_mom * (du_mix[k, j, i] + ab1 * du_now[k, j, i] - ab0 * du_old[k, j, i]) * maskU[k, j, i]
         b = v_old[k, j, i] + dt_mom * (dv_mix[k, j, i] + ab1 * dv_now[k, j, i] - ab0 * dv_old[k, j, i]) * maskV[k, j, i]
         u_new[k, j, i] = a
         v_new[k, j, i] = b
-        su += a * maskU[k, j, i] * dzt[k]
-        sv += b * maskV[k, j, i] * dzt[k]
-    inner = in_interior(i, j, u_old.shape[2], u_old.shape[1])
-    if inner:
-        bu = (psi[j, i] - psi[j - 1, i]) / dyt[j] * hur[j, i]
-        bv = (psi[j, i] - psi[j, i - 1]) / (cosu[j] * dxt[i]) * hvr[j, i]
+        scr_col[j, i] = (scr_col[j, i] if k > 0 else 0.0) + a * maskU[k, j, i] * dzt[k]
+        scr_col2[j, i] = (scr_col2[j, i] if k > 0 else 0.0) + b * maskV[k, j, i] * dzt[k]
     else:
-        bu = 0.0
-        bv = 0.0
-    for k in range(nz):
-        a = u_new[k, j, i] + (-su * maskU[k, j, i] * hur[j, i])
-        b = v_new[k, j, i] + (-sv * maskV[k, j, i] * hvr[j, i])
-        if inner:
-            a = a + (-maskU[k, j, i] * bu)
-            b = b + maskV[k, j, i] * bv
-        u_new[k, j, i] = a
-        v_new[k, j, i] = b
+        kl = k - nz
+        inner = in_interior(i, j, u_old.shape[2], u_old.shape[1])
+        jm = max(j - 1, 0)
+        im = max(i - 1, 0)
+        a = u_new[kl, j, i] + (-scr_col[j, i] * maskU[kl, j, i] * hur[j, i])
+        b = v_new[kl, j, i] + (-scr_col2[j, i] * maskV[kl, j, i] * hvr[j, i])
+        bu = (psi[j, i] - psi[jm, i]) / dyt[j] * hur[j, i]
+        bv = (psi[j, i] - psi[j, im]) / (cosu[j] * dxt[i]) * hvr[j, i]
+        a1 = a + (-maskU[kl, j, i] * bu)
+        b1 = b + maskV[kl, j, i] * bv
+        u_new[kl, j, i] = a1 if inner else a
+        v_new[kl, j, i] = b1 if inner else b
 
 
 def _ref_vertical_velocity(u, v, maskW, cost, cosu, dxt, dyt, dzt):
