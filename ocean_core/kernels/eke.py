@@ -379,7 +379,7 @@ def _ref_eke_fluxes(eke, u_wgrid, v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt,
 
 
 @kernel("3d", outputs=("eke_fe", "eke_fn", "eke_ft"), reference=_ref_eke_fluxes,
-        active=("eke", "u_wgrid", "v_wgrid", "w_wgrid"))
+        active=("eke", "u_wgrid", "v_wgrid", "w_wgrid"), split=True)
 def eke_fluxes(i, j, k, eke_fe, eke_fn, eke_ft, eke, u_wgrid, v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw,
                dt_tracer):
     """Superbee-limited advective fluxes of EKE on the W grid (Veros ``adv_flux_superbee_wgrid``):

@@ -36,6 +36,14 @@ Iteration spaces (``space=``):
               stride ny*nx); on the GPU one thread per (j, i) loops over k.
 
 Arrays are C-ordered ``[k, j, i]`` (x fastest), with 2 halo cells in x and y.
+
+``split=True`` (``"3d"`` only, CPU launcher only): in the rows ``2 <= j < nj-2`` the i
+loop runs over ``2 <= i < ni-2`` first and over the 4 halo points after it; other rows
+run whole.  Every point is still computed by the same body, so results do not change;
+LLVM sees the index ranges and can drop the bound tests and Numba's negative-index
+wraparound of ``i-1``/``j-1`` from the interior loop and vectorise it.  It helps bodies
+of the form ``if interior: stencil else: 0``; others it can slow down (the body is
+inlined twice), so it is chosen per kernel by measurement.
 """
 
 from __future__ import annotations
@@ -81,6 +89,8 @@ class Kernel:
         Iteration space (see module docstring).
     passes : int
         ``"rows"`` only: the number of sweeps over k (k runs to ``passes * nz``).
+    split : bool
+        ``"3d"`` only: interior i range and halo points in separate loops (module docstring).
     outputs : tuple of str
         Names of the arguments the body writes (they come first in the signature).
     inputs : tuple of str
@@ -97,7 +107,7 @@ class Kernel:
     """
 
     def __init__(self, body, name, module, space, outputs, inputs, reference=None,
-                 kind="forward", active=(), doc="", passes=1):
+                 kind="forward", active=(), doc="", passes=1, split=False):
         if space not in SPACES:
             raise ValueError(f"kernel {name!r}: space={space!r}, allowed: {SPACES}")
         self.body = body
@@ -105,6 +115,7 @@ class Kernel:
         self.module = module
         self.space = space
         self.passes = int(passes)
+        self.split = bool(split)
         self.outputs = tuple(outputs)
         self.inputs = tuple(inputs)
         self.reference = reference
@@ -157,7 +168,7 @@ class Kernel:
             raise ValueError(f"backend={backend!r}, allowed: 'cpu', 'cuda'")
 
 
-def kernel(space, outputs, reference=None, name=None, kind="forward", active=None, passes=1):
+def kernel(space, outputs, reference=None, name=None, kind="forward", active=None, passes=1, split=False):
     """Register a pointwise body as a kernel.
 
     The decorated function's signature must be ``(i, j, k, *outputs, *inputs)`` for
@@ -183,7 +194,7 @@ def kernel(space, outputs, reference=None, name=None, kind="forward", active=Non
         body = device(pyfunc)
         act = tuple(active) if active is not None else ()
         k = Kernel(body, kname, pyfunc.__module__, space, outputs, inputs, reference=reference,
-                   kind=kind, active=act, doc=pyfunc.__doc__ or "", passes=passes)
+                   kind=kind, active=act, doc=pyfunc.__doc__ or "", passes=passes, split=split)
         REGISTRY[kname] = k
         return k
 
@@ -292,6 +303,23 @@ def generate_source(modname: str, cuda: bool) -> str:
                     "    for _kj in prange(_nk * _nj):",
                     "        _k = _kj // _nj",
                     "        _j = _kj - _k * _nj",
+                ]
+            if k.space == "3d" and k.split:
+                # halo rows: one loop over all i; interior rows: the interior i range
+                # (every neighbour exists), then the 4 halo points in a second loop
+                lines += [
+                    "        if _j >= 2 and _j < _nj - 2 and _ni >= 4:",
+                    "            for _i in range(2, _ni - 2):",
+                    f"                {body}(_i, _j, _k, {args})",
+                    "            _ne = 4",
+                    "        else:",
+                    "            _ne = _ni",
+                    "        for _e in range(_ne):",
+                    "            _i = _e if _e < 2 else _e + (_ni - _ne)",
+                    f"            {body}(_i, _j, _k, {args})",
+                ]
+            elif k.space == "3d":
+                lines += [
                     "        for _i in range(_ni):",
                     f"            {body}(_i, _j, _k, {args})",
                 ]

@@ -177,7 +177,8 @@ def _ref_momentum_advection(u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, a
     return tuple(out)
 
 
-@kernel("3d", outputs=("du_adv", "dv_adv"), reference=_ref_momentum_advection, active=("u", "v", "w"))
+@kernel("3d", outputs=("du_adv", "dv_adv"), reference=_ref_momentum_advection, active=("u", "v", "w"),
+        split=True)
 def momentum_advection(i, j, k, du_adv, dv_adv, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu,
                        area_t, area_u, area_v):
     """Second-order, energy-conserving flux-form momentum advection (Veros ``momentum_advection``).
