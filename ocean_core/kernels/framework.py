@@ -43,7 +43,10 @@ run whole.  Every point is still computed by the same body, so results do not ch
 LLVM sees the index ranges and can drop the bound tests and Numba's negative-index
 wraparound of ``i-1``/``j-1`` from the interior loop and vectorise it.  It helps bodies
 of the form ``if interior: stencil else: 0``; others it can slow down (the body is
-inlined twice), so it is chosen per kernel by measurement.
+inlined twice), so it is chosen per kernel by measurement.  ``same_shapes=True`` adds
+a test that every 3-d argument has the launch shape to the interior-row condition:
+bodies take their bounds from ``a.shape`` of an input, which LLVM then knows equals the
+loop extents (faster for some kernels, slower for others: measured per kernel too).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ import types
 from pathlib import Path
 
 import numba
+import numba.extending
 
 __all__ = ["device", "helper", "kernel", "Kernel", "REGISTRY", "launcher_module", "kernel_dir"]
 
@@ -71,6 +75,18 @@ device = numba.njit(inline="always", error_model="numpy")
 #: decorator for small helpers called many times (flux partial derivatives, guards):
 #: compiled as ordinary functions that LLVM inlines; cheap to compile.
 helper = numba.njit(error_model="numpy")
+
+def same_extent(a, nk, nj, ni):
+    """True unless ``a`` is a 3-d array whose shape is not ``(nk, nj, ni)`` (used in jit code)."""
+    return getattr(a, "ndim", 0) != 3 or a.shape == (nk, nj, ni)
+
+
+@numba.extending.overload(same_extent)
+def _same_extent_jit(a, nk, nj, ni):
+    if isinstance(a, numba.types.Array) and a.ndim == 3:
+        return lambda a, nk, nj, ni: a.shape[0] == nk and a.shape[1] == nj and a.shape[2] == ni
+    return lambda a, nk, nj, ni: True
+
 
 #: every kernel, forward, tangent and adjoint, by name
 REGISTRY: dict[str, "Kernel"] = {}
@@ -91,6 +107,9 @@ class Kernel:
         ``"rows"`` only: the number of sweeps over k (k runs to ``passes * nz``).
     split : bool
         ``"3d"`` only: interior i range and halo points in separate loops (module docstring).
+    same_shapes : bool
+        With ``split``: the interior loop runs only where every 3-d argument has the launch
+        shape (else the row runs whole), so LLVM may equate ``a.shape`` with the extents.
     outputs : tuple of str
         Names of the arguments the body writes (they come first in the signature).
     inputs : tuple of str
@@ -107,7 +126,7 @@ class Kernel:
     """
 
     def __init__(self, body, name, module, space, outputs, inputs, reference=None,
-                 kind="forward", active=(), doc="", passes=1, split=False):
+                 kind="forward", active=(), doc="", passes=1, split=False, same_shapes=False):
         if space not in SPACES:
             raise ValueError(f"kernel {name!r}: space={space!r}, allowed: {SPACES}")
         self.body = body
@@ -116,6 +135,7 @@ class Kernel:
         self.space = space
         self.passes = int(passes)
         self.split = bool(split)
+        self.same_shapes = bool(same_shapes)
         self.outputs = tuple(outputs)
         self.inputs = tuple(inputs)
         self.reference = reference
@@ -168,7 +188,8 @@ class Kernel:
             raise ValueError(f"backend={backend!r}, allowed: 'cpu', 'cuda'")
 
 
-def kernel(space, outputs, reference=None, name=None, kind="forward", active=None, passes=1, split=False):
+def kernel(space, outputs, reference=None, name=None, kind="forward", active=None, passes=1, split=False,
+           same_shapes=False):
     """Register a pointwise body as a kernel.
 
     The decorated function's signature must be ``(i, j, k, *outputs, *inputs)`` for
@@ -194,7 +215,8 @@ def kernel(space, outputs, reference=None, name=None, kind="forward", active=Non
         body = device(pyfunc)
         act = tuple(active) if active is not None else ()
         k = Kernel(body, kname, pyfunc.__module__, space, outputs, inputs, reference=reference,
-                   kind=kind, active=act, doc=pyfunc.__doc__ or "", passes=passes, split=split)
+                   kind=kind, active=act, doc=pyfunc.__doc__ or "", passes=passes, split=split,
+                   same_shapes=same_shapes)
         REGISTRY[kname] = k
         return k
 
@@ -283,7 +305,7 @@ def generate_source(modname: str, cuda: bool) -> str:
     ]
     if cuda:
         lines.append("from numba import cuda")
-    lines += [f"import {modname} as _m", ""]
+    lines += [f"import {modname} as _m", "from ocean_core.kernels.framework import same_extent as _same", ""]
     if cuda and sim:
         # The simulator passes fake device arrays; njit bodies need the numpy array behind them.
         lines += [
@@ -308,7 +330,8 @@ def generate_source(modname: str, cuda: bool) -> str:
                 # halo rows: one loop over all i; interior rows: the interior i range
                 # (every neighbour exists), then the 4 halo points in a second loop
                 lines += [
-                    "        if _j >= 2 and _j < _nj - 2 and _ni >= 4:",
+                    "        if (_j >= 2 and _j < _nj - 2 and _ni >= 4"
+                    + "".join(f" and _same({a}, _nk, _nj, _ni)" for a in k.args if k.same_shapes) + "):",
                     "            for _i in range(2, _ni - 2):",
                     f"                {body}(_i, _j, _k, {args})",
                     "            _ne = 4",

@@ -262,7 +262,7 @@ def _ref_lateral_friction(du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot
 
 
 @kernel("3d", outputs=("du_mix", "dv_mix"), reference=_ref_lateral_friction,
-        active=("du_mix_v", "dv_mix_v", "u", "v", "A_h_t", "A_h_z", "r_bot_u", "r_bot_v"))
+        active=("du_mix_v", "dv_mix_v", "u", "v", "A_h_t", "A_h_z", "r_bot_u", "r_bot_v"), split=True, same_shapes=True)
 def lateral_friction(i, j, k, du_mix, dv_mix, du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v,
                      cosfac_t, cosfac_u, maskU, maskV, kbot, cost, cosu, dxt, dxu, dyt, dyu):
     """Friction tendency ``du_mix = du_mix_v + harmonic(u) - r_bot u [bottom cell]`` (U; V likewise).
@@ -351,7 +351,7 @@ def _ref_friction_dissipation(u, v, A_h_t, A_h_z, cosfac_t, cosfac_u, maskU, mas
 
 
 @kernel("3d", outputs=("diss_u", "diss_v"), reference=_ref_friction_dissipation,
-        active=("u", "v", "A_h_t", "A_h_z"))
+        active=("u", "v", "A_h_t", "A_h_z"), split=True, same_shapes=True)
 def friction_dissipation(i, j, k, diss_u, diss_v, u, v, A_h_t, A_h_z, cosfac_t, cosfac_u, maskU, maskV,
                          cost, cosu, dxt, dxu, dyt, dyu):
     """Dissipation of harmonic friction ``0.5 sum(flux * gradient)`` at U points

@@ -70,7 +70,8 @@ def _ref_coriolis_metric(u, v, coriolis_t, tantr, dxt, dxu, dyt, dyu, cost, cosu
     return du, dv
 
 
-@kernel("3d", outputs=("du_cor", "dv_cor"), reference=_ref_coriolis_metric, active=("u", "v"))
+@kernel("3d", outputs=("du_cor", "dv_cor"), reference=_ref_coriolis_metric, active=("u", "v"),
+        split=True, same_shapes=True)
 def coriolis_metric(i, j, k, du_cor, dv_cor, u, v, coriolis_t, tantr, dxt, dxu, dyt, dyu, cost, cosu,
                     maskU, maskV):
     """Coriolis force and spherical metric terms at U and V points (Veros ``tend_coriolisf``).
@@ -178,7 +179,7 @@ def _ref_momentum_advection(u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, a
 
 
 @kernel("3d", outputs=("du_adv", "dv_adv"), reference=_ref_momentum_advection, active=("u", "v", "w"),
-        split=True)
+        split=True, same_shapes=True)
 def momentum_advection(i, j, k, du_adv, dv_adv, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu,
                        area_t, area_u, area_v):
     """Second-order, energy-conserving flux-form momentum advection (Veros ``momentum_advection``).

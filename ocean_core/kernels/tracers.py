@@ -136,7 +136,8 @@ def _ref_tracer_advection(temp, salt, u, v, w, maskT, maskU, maskV, maskW, cost,
     return _ref_adv2(temp, *a), _ref_adv2(salt, *a)
 
 
-@kernel("3d", outputs=("dtemp", "dsalt"), reference=_ref_tracer_advection, active=("temp", "salt", "u", "v", "w"))
+@kernel("3d", outputs=("dtemp", "dsalt"), reference=_ref_tracer_advection, active=("temp", "salt", "u", "v", "w"),
+        split=True, same_shapes=True)
 def tracer_advection(i, j, k, dtemp, dsalt, temp, salt, u, v, w, maskT, maskU, maskV, maskW, cost, cosu, dxt,
                      dyt, dzt):
     """Second-order central advection tendency of temp and salt (T points; interior, zero halos):
