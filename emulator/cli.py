@@ -153,6 +153,9 @@ def _add_rollout(sub):
     q.add_argument("--start", type=int, help="index of the first initial state "
                                               "(default: start of the test period)")
     q.add_argument("--years", type=_positive(float), help="length (default: the test period)")
+    q.add_argument("--clamp", type=float, default=None, metavar="MARGIN",
+                   help="clip each predicted channel into its training range widened by MARGIN "
+                        "times that range (e.g. 0.1); default: no clipping")
     q.add_argument("--quiet", action="store_true")
     _add_common(q)
     q.set_defaults(func=cmd_rollout)
@@ -165,6 +168,10 @@ def _add_evaluate(sub):
     q.add_argument("--out", required=True, help="directory for metrics.json, metrics.md, PNGs")
     q.add_argument("--bands", type=_bands, default=((0.0, 300.0), (300.0, 1000.0), (1000.0, 1e5)),
                    help="depth bands in metres, e.g. 0-300,300-1000,1000-1e5")
+    q.add_argument("--baseline-years", type=_positive(float), default=None,
+                   help="also score the model against itself this many years earlier (whole "
+                        "years of the data, same season): the variance-ratio shares a perfect "
+                        "emulator could expect from sampling noise alone")
     q.add_argument("--no-figures", action="store_true")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=cmd_evaluate)
@@ -296,7 +303,7 @@ def _emulator_path(path):
 def cmd_rollout(args):
     from .data import open_dataset, prepare  # noqa: PLC0415
     from .model import Emulator  # noqa: PLC0415
-    from .rollout import run_rollout  # noqa: PLC0415
+    from .rollout import run_rollout, training_bounds  # noqa: PLC0415
 
     _refuse_existing(args.out, args.overwrite)
     emu = Emulator.load(_emulator_path(args.emulator), backend=args.backend)
@@ -312,8 +319,16 @@ def cmd_rollout(args):
     else:
         n = split.get("test", [0, data.n_times])[1] - start
     n = min(n, data.n_times - start)
+    clamp = None
+    if args.clamp is not None:
+        if "train" not in split:
+            raise ValueError("--clamp needs the training split of the emulator's run "
+                             "(config.json next to the weights)")
+        clamp = training_bounds(data, split["train"], args.clamp)
     t0 = time.perf_counter()
-    out_ds, timing = run_rollout(emu, data, ds, start, n, progress=not args.quiet)
+    out_ds, timing = run_rollout(emu, data, ds, start, n, progress=not args.quiet, clamp=clamp)
+    if clamp is not None:
+        out_ds.attrs["clamp_margin"] = float(args.clamp)
     d = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(d, exist_ok=True)
     tmp = args.out + ".part"
@@ -351,6 +366,9 @@ def cmd_evaluate(args):
             truth_e[m] = truth_all[m]
     summary, arrays = evaluate(truth_e, pred_e, bands=args.bands, year_seconds=year_s)
     summary["rollout"] = {k: pred.attrs[k] for k in pred.attrs if k != "source"}
+    if args.baseline_years:
+        summary["baseline"] = _baseline(truth_all, truth_e, start + ni, args.baseline_years,
+                                        args.bands, year_s)
     os.makedirs(args.out, exist_ok=True)
     with open(mpath, "w") as f:
         json.dump(summary, f, indent=1, default=float)
@@ -360,6 +378,38 @@ def cmd_evaluate(args):
         all_figures(arrays, truth_e, pred_e, args.out)
     print(markdown_summary(summary))
     return 0
+
+
+def _baseline(truth_all, truth_e, first, years, bands, year_s):
+    """Metrics of the model against its own states ``years`` earlier (same phase of the year).
+
+    The "prediction" is the truth shifted back by a whole number of years, so both series see
+    the same seasons; what it scores is the sampling noise of the metrics (and the drift between
+    the two periods), the best shares an emulator of a chaotic flow can expect.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from .data import time_seconds  # noqa: PLC0415
+    from .metrics import evaluate  # noqa: PLC0415
+
+    tsec = time_seconds(truth_all)
+    per_year = int(round(year_s / float(np.median(np.diff(tsec)))))
+    shift = int(round(years)) * per_year
+    if shift < 1 or abs(years - round(years)) > 1e-9:
+        raise ValueError(f"baseline-years={years:g}: must be a whole number of years >= 1")
+    n = truth_e.sizes["time"]
+    if first - shift < 0:
+        raise ValueError(f"baseline-years={years:g}: the data holds {first / per_year:.2f} years "
+                         f"before the rollout's first scored state; at most that many are allowed")
+    base = truth_all.isel(time=slice(first - shift, first - shift + n)).load()
+    base = base.assign_coords(time=truth_e["time"].values)
+    for m in ("maskT", "maskU", "maskV", "maskW"):
+        if m in truth_e and m not in base:
+            base[m] = truth_e[m]
+    s, _ = evaluate(truth_e, base, bands=bands, year_seconds=year_s)
+    return {"years": float(years), "first_index": int(first - shift),
+            "variance_ratio": s["variance_ratio"],
+            "r2_detrended_mean_temp": s["r2_detrended_mean_temp"]}
 
 
 def markdown_summary(s):
@@ -378,12 +428,26 @@ def markdown_summary(s):
     def fmt(x):
         if not x.get("n"):
             return "n/a"
+        am = f", area mean {x['area_mean_ratio']:.2f}" if "area_mean_ratio" in x else ""
         return (f"{x['min']:.2f} / {x['median']:.2f} / {x['max']:.2f} "
-                f"({100 * x['frac_in_range']:.0f}%)")
-    for var, d in s["variance_ratio"].items():
-        for band, r in d.items():
-            lines.append(f"| {var} | {band} | {fmt(r['raw'])} | {fmt(r['detrended'])} | "
-                         f"{fmt(r['deseasoned'])} |")
+                f"({100 * x['frac_in_range']:.0f}%{am})")
+
+    def table(vr):
+        for var, d in vr.items():
+            for band, r in d.items():
+                lines.append(f"| {var} | {band} | {fmt(r['raw'])} | {fmt(r['detrended'])} | "
+                             f"{fmt(r['deseasoned'])} |")
+    table(s["variance_ratio"])
+    b = s.get("baseline")
+    if b:
+        lines += ["", f"Baseline: the model against itself {b['years']:g} years earlier (same "
+                  "seasons), scored the same way; its shares are what sampling noise alone "
+                  "leaves to a perfect emulator.", "",
+                  "| variable | band | raw | detrended | detrended and deseasoned |",
+                  "|---|---|---|---|---|"]
+        table(b["variance_ratio"])
+        lines += ["", "Baseline detrended band-mean temperature R^2: " + ", ".join(
+            f"{k} {v['r2']:.3f}" for k, v in b["r2_detrended_mean_temp"].items())]
     lines += ["", "RMSE by level (level 0 = bottom), with the truth's temporal std:", ""]
     for var, d in s["rmse_by_level"].items():
         if d is None:

@@ -18,7 +18,12 @@ Metrics
   average of a variable, as it is ("raw"), with a linear trend removed at
   every point ("detrended": model drift), and detrended with the seasonal
   climatology (mean per phase of year) of each series removed as well
-  ("deseasoned"); ratio ``var_t(pred) / var_t(truth)`` at every wet point.
+  ("deseasoned"); ratio ``var_t(pred) / var_t(truth)`` at every wet point,
+  and the ratio of the area means of the two variance maps.  A point's
+  variance from a few years of a chaotic flow is itself noisy: the CLI's
+  ``--baseline-years`` scores the model against its own earlier years the
+  same way, the share of points in ``[0.5, 2]`` a perfect emulator could
+  expect.
 * **Isotropic spectra** (after Samudra's ``metrics/spectra.py``): plane
   removed, land set to 0, 2-D Hann window normalised by ``mean(w^2)``,
   ``|rfft2|^2`` with ``norm="forward"``, summed over ``min(H, W) // 2``
@@ -165,7 +170,8 @@ def detrend_maps(a):
     return am - t.reshape((-1,) + (1,) * (a.ndim - 1)) * slope
 
 
-def variance_ratio_map(truth2d, pred2d, wet, phase_bins=None, rel_floor=1e-6, detrended=False):
+def variance_ratio_map(truth2d, pred2d, wet, phase_bins=None, rel_floor=1e-6, detrended=False,
+                       area=None):
     """Temporal variance ratio ``var(pred) / var(truth)`` at each wet point.
 
     Parameters
@@ -181,9 +187,16 @@ def variance_ratio_map(truth2d, pred2d, wet, phase_bins=None, rel_floor=1e-6, de
         largest value are excluded (NaN): a ratio of two round-off-level
         variances means nothing.
 
+    area : array (H, W), optional
+        Cell areas: if given, also return the ratio of the area means,
+        ``sum(A var(pred)) / sum(A var(truth))`` over the points where the
+        ratio is defined (one number, robust to the sampling noise of
+        single-point variances).
+
     Returns
     -------
     ratio : array (H, W), NaN where undefined.
+    area_ratio : float (only if ``area`` is given)
     """
     t, p = truth2d, pred2d
     if detrended:
@@ -196,17 +209,25 @@ def variance_ratio_map(truth2d, pred2d, wet, phase_bins=None, rel_floor=1e-6, de
     ok = wet & (vt > rel_floor * (vt[wet].max() if wet.any() else 0.0)) & (vt > 0)
     ratio = np.full(vt.shape, np.nan)
     ratio[ok] = vp[ok] / vt[ok]
-    return ratio
+    if area is None:
+        return ratio
+    a = np.broadcast_to(area, vt.shape)[ok]
+    area_ratio = float((a * vp[ok]).sum() / (a * vt[ok]).sum()) if ok.any() else float("nan")
+    return ratio, area_ratio
 
 
-def ratio_summary(ratio, lo=0.5, hi=2.0):
-    """Min, median, max and the fraction of defined points in ``[lo, hi]``."""
+def ratio_summary(ratio, lo=0.5, hi=2.0, area_ratio=None):
+    """Min, median, max and the fraction of defined points in ``[lo, hi]``
+    (and the ratio of area means, if given)."""
     r = ratio[np.isfinite(ratio)]
     if r.size == 0:
         return {"n": 0}
-    return {"n": int(r.size), "min": float(r.min()), "median": float(np.median(r)),
-            "max": float(r.max()), "frac_in_range": float(((r >= lo) & (r <= hi)).mean()),
-            "range": [lo, hi]}
+    out = {"n": int(r.size), "min": float(r.min()), "median": float(np.median(r)),
+           "max": float(r.max()), "frac_in_range": float(((r >= lo) & (r <= hi)).mean()),
+           "range": [lo, hi]}
+    if area_ratio is not None:
+        out["area_mean_ratio"] = float(area_ratio)
+    return out
 
 
 # ---------------------------------------------------------------------- #
@@ -387,11 +408,12 @@ def evaluate(truth, pred, bands=DEFAULT_BANDS, year_seconds=365 * 86400.0,
                     continue
                 tb, wet = band_average(t, m3, dz, lev)
                 pbnd, _ = band_average(p, m3, dz, lev)
-            raw = variance_ratio_map(tb, pbnd, wet)
-            det = variance_ratio_map(tb, pbnd, wet, detrended=True)
-            des = variance_ratio_map(tb, pbnd, wet, phase_bins=pb, detrended=True)
-            vr[key] = {"raw": ratio_summary(raw), "detrended": ratio_summary(det),
-                       "deseasoned": ratio_summary(des)}
+            raw, a_raw = variance_ratio_map(tb, pbnd, wet, area=area)
+            det, a_det = variance_ratio_map(tb, pbnd, wet, detrended=True, area=area)
+            des, a_des = variance_ratio_map(tb, pbnd, wet, phase_bins=pb, detrended=True, area=area)
+            vr[key] = {"raw": ratio_summary(raw, area_ratio=a_raw),
+                       "detrended": ratio_summary(det, area_ratio=a_det),
+                       "deseasoned": ratio_summary(des, area_ratio=a_des)}
             arrays["ratio_maps"][f"{var} {key}"] = (raw, des, det)
         summary["variance_ratio"][var] = vr
     # spectra of surface temperature and surface kinetic energy

@@ -21,8 +21,28 @@ from .data import EmulatorData, to_physical
 from .model import Emulator
 
 
+def training_bounds(data: EmulatorData, train_range, margin):
+    """Per-channel bounds for :func:`rollout_normalized`'s ``clamp``.
+
+    ``[min - margin (max - min), max + margin (max - min)]`` of each normalised prognostic
+    channel over its wet points and the times ``train_range = (a, b)``.
+    """
+    if not margin >= 0:
+        raise ValueError(f"clamp margin={margin}: must be >= 0 (a fraction of each channel's range)")
+    a, b = int(train_range[0]), int(train_range[1])
+    if not 0 <= a < b <= data.n_times:
+        raise ValueError(f"train_range={train_range}: not a range of the data's {data.n_times} times")
+    P = data.spec.n_prognostic
+    lo, hi = np.zeros(P), np.zeros(P)
+    for c in range(P):
+        v = data.states[a:b, c][:, data.wet[c] > 0]
+        mn, mx = float(v.min()), float(v.max())
+        lo[c], hi[c] = mn - margin * (mx - mn), mx + margin * (mx - mn)
+    return lo, hi
+
+
 def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: int,
-                       progress=False):
+                       progress=False, clamp=None):
     """Roll the emulator out in normalised space.
 
     Parameters
@@ -36,6 +56,9 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
         Number of states to return, the two initial ones included.
     progress : bool
         Show a progress bar.
+    clamp : (lo, hi) arrays of shape (P,), optional
+        Clip every predicted state, channel by channel, into ``[lo, hi]`` (normalised units,
+        see :func:`training_bounds`) before it is returned and fed back; land is reset to 0.
 
     Returns
     -------
@@ -59,6 +82,14 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
     out[:2] = data.states[start:start + 2]
     # (2, P, H, W) -> channel-major (2P, 1, H, W), channels time-major
     x = bk.asarray(out[:2].reshape(2 * P, 1, *out.shape[2:]), dtype=dt)
+    if clamp is not None:
+        lo, hi = (np.asarray(b, np.float64).reshape(-1) for b in clamp)
+        if lo.shape != (P,) or hi.shape != (P,) or not np.all(lo <= hi):
+            raise ValueError(f"clamp: need two arrays of {P} bounds with lo <= hi")
+        # channel-major layout of a call's output: (2P, 1, H, W), time-major channels
+        lo_x = bk.asarray(np.tile(lo, 2).reshape(2 * P, 1, 1, 1), dtype=dt)
+        hi_x = bk.asarray(np.tile(hi, 2).reshape(2 * P, 1, 1, 1), dtype=dt)
+        wet_x = bk.asarray(np.concatenate([data.wet, data.wet])[:, None], dtype=dt)
     it = range(n_calls)
     if progress:
         from tqdm import tqdm  # noqa: PLC0415
@@ -70,6 +101,8 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
         i = start + 2 * k
         f = np.concatenate([data.forcing[i], data.forcing[i + 1]])[:, None]
         y, _ = emu.step(x, bk.asarray(f, dtype=dt), train=False, store="none")
+        if clamp is not None:
+            y = xp.minimum(xp.maximum(y, lo_x), hi_x) * wet_x  # land stays 0
         yh = bk.to_numpy(y)
         n0 = 2 + 2 * k
         m = min(2, n_states - n0)  # the last call may overshoot n_states by one
@@ -113,13 +146,15 @@ def physical_dataset(states, data: EmulatorData, template, start, attrs=None):
     return ds
 
 
-def run_rollout(emu: Emulator, data: EmulatorData, template, start, n_states, progress=False):
-    """Roll out and return ``(dataset, timing)``.
+def run_rollout(emu: Emulator, data: EmulatorData, template, start, n_states, progress=False,
+                clamp=None):
+    """Roll out and return ``(dataset, timing)`` (``clamp``: see :func:`rollout_normalized`).
 
     ``timing`` holds the wall time of the model calls and the seconds per
     simulated year (using the data's averaging interval).
     """
-    states, seconds = rollout_normalized(emu, data, start, n_states, progress=progress)
+    states, seconds = rollout_normalized(emu, data, start, n_states, progress=progress,
+                                         clamp=clamp)
     dt_state = float(np.median(np.diff(data.time))) if data.n_times > 1 else float("nan")
     sim_years = (n_states - 2) * dt_state / data.spec.year_seconds
     timing = {"seconds": seconds, "model_calls": -(-(n_states - 2) // 2),

@@ -59,6 +59,15 @@ def test_rmse_and_variance_ratio():
     assert np.isnan(r[0, 0])
     summ = ratio_summary(r)
     assert summ["frac_in_range"] == 0.0 and summ["max"] == pytest.approx(0.25)
+    # ratio of area means: weights by area, over the defined points only
+    pred = truth[:, 0].copy()
+    pred[:, 1, 1] *= 3.0
+    area = np.arange(1.0, 13.0).reshape(3, 4)
+    r2, am = variance_ratio_map(truth[:, 0], pred, wet, area=area)
+    vt = truth[:, 0].var(axis=0)
+    ref = ((area * vt)[wet].sum() + 8 * area[1, 1] * vt[1, 1]) / (area * vt)[wet].sum()
+    assert am == pytest.approx(ref, rel=1e-12) and r2[1, 1] == pytest.approx(9.0)
+    assert ratio_summary(r2, area_ratio=am)["area_mean_ratio"] == am
     # the seasonal cycle is removed before the deseasoned ratio
     t = np.arange(146)
     bins = t % 73

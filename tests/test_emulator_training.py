@@ -137,6 +137,44 @@ def test_rollout_feeds_predictions_back(tiny, tmp_path):
         rollout_normalized(emu, data, data.n_times - 4, 8)
 
 
+def test_clamped_rollout(tiny, tmp_path):
+    """Clamping clips each predicted channel into its bounds before it is fed back."""
+    from emulator.rollout import rollout_normalized, training_bounds
+
+    tr = make_trainer(tiny, tmp_path)
+    data, emu = tr.data, tr.emu
+    P = data.spec.n_prognostic
+    lo, hi = training_bounds(data, (0, 40), 0.1)
+    c = 1
+    v = data.states[0:40, c][:, data.wet[c] > 0]
+    assert lo[c] == pytest.approx(v.min() - 0.1 * (v.max() - v.min()))
+    assert hi[c] == pytest.approx(v.max() + 0.1 * (v.max() - v.min()))
+    # bounds tight enough to bite: the middle half of each channel's training range
+    mid, half = (lo + hi) / 2, (hi - lo) / 8
+    blo, bhi = mid - half, mid + half
+    out, _ = rollout_normalized(emu, data, 10, 7, clamp=(blo, bhi))
+    free, _ = rollout_normalized(emu, data, 10, 7)
+    np.testing.assert_array_equal(out[:2], free[:2])
+    assert not np.array_equal(out[2:], free[2:])
+    for ch in range(P):
+        w = out[2:, ch][:, data.wet[ch] > 0]
+        assert w.min() >= np.float32(blo[ch]) and w.max() <= np.float32(bhi[ch])
+        assert not out[2:, ch][:, data.wet[ch] == 0].any()
+    # by hand: clip, feed back
+    x = data.states[10:12].reshape(2 * P, 1, *out.shape[2:])
+    bl, bh = np.tile(blo, 2).reshape(-1, 1, 1, 1), np.tile(bhi, 2).reshape(-1, 1, 1, 1)
+    for k in range(2):
+        f = np.concatenate([data.forcing[10 + 2 * k], data.forcing[11 + 2 * k]])[:, None]
+        x, _ = emu.step(x, f)
+        x = np.minimum(np.maximum(x, bl.astype(x.dtype)), bh.astype(x.dtype))
+        x = x * np.concatenate([data.wet, data.wet])[:, None].astype(x.dtype)
+        np.testing.assert_array_equal(out[2 + 2 * k:4 + 2 * k], x.reshape(2, P, *out.shape[2:]))
+    with pytest.raises(ValueError, match="margin"):
+        training_bounds(data, (0, 40), -1.0)
+    with pytest.raises(ValueError, match="lo <= hi"):
+        rollout_normalized(emu, data, 10, 7, clamp=(hi, lo))
+
+
 def test_residual_emulator_starts_as_persistence(tiny, tmp_path):
     """Residual prediction (Samudra's pred_residuals) with a zeroed head: (x_{t+1}, x_{t+2}) =
     (x_{t-1}, x_t); it is saved and loaded with the flag."""
@@ -189,8 +227,18 @@ def test_cli_end_to_end(tmp_path):
         assert "salt" not in r or np.allclose(r["salt"].values, 35.0)
     ev = tmp_path / "eval"
     assert cli.main(["evaluate", "--data", str(data), "--rollout", str(roll),
-                     "--out", str(ev), "--bands", "0-800,800-3000"]) == 0
+                     "--out", str(ev), "--bands", "0-800,800-3000", "--baseline-years", "1"]) == 0
     m = json.load(open(ev / "metrics.json"))
+    # the baseline: the model's own states one year earlier, scored like the rollout
+    b = m["baseline"]
+    assert b["years"] == 1.0 and b["first_index"] == m["rollout"]["start_index"] + 2 - 73
+    vr = b["variance_ratio"]["temp"]["0-800m"]["raw"]
+    assert vr["n"] > 0 and 0 < vr["min"] <= vr["median"] <= vr["max"]
+    assert "area_mean_ratio" in m["variance_ratio"]["temp"]["0-800m"]["raw"]
+    assert "Baseline" in open(ev / "metrics.md").read()
+    for bad in ("2", "1.5"):  # more years than precede the rollout; not whole years
+        assert cli.main(["evaluate", "--data", str(data), "--rollout", str(roll), "--out",
+                         str(tmp_path / f"ev{bad}"), "--baseline-years", bad]) == 2
     assert set(m["r2_detrended_mean_temp"]) == {"0-800m", "800-3000m"}
     assert all(np.isfinite(v["r2"]) for v in m["r2_detrended_mean_temp"].values())
     assert len(m["rmse_by_level"]["temp"]["rmse"]) == 2
