@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .framework import device, kernel
-from .momentum import in_interior
+from .momentum import imax, imin, in_interior
 from .. import constants as C
 
 
@@ -105,7 +105,7 @@ def _wgrid_at(k, j, i, jn, i_n, face, q, m, maskW, dzt, dzw):
     """q on W level k of column (j, i); ``face``: the W face to the neighbour column (jn, i_n)
     exists (then the raw value is masked and the raw value of level k-1 is moved up)."""
     nz = q.shape[0]
-    km = max(k - 1, 0)
+    km = imax(k - 1, 0)
     r = uw_raw(k, j, i, q, m, dzt, dzw)
     t = r
     if k > 0:
@@ -125,8 +125,8 @@ def velocity_on_wgrid(i, j, k, u_wgrid, v_wgrid, u, v, maskU, maskV, maskW, dzt,
     (clamped neighbour, selected result) so that the i loop vectorises."""
     NY = u.shape[1]
     NX = u.shape[2]
-    u_wgrid[k, j, i] = _wgrid_at(k, j, i, j, min(i + 1, NX - 1), i < NX - 1, u, maskU, maskW, dzt, dzw)
-    v_wgrid[k, j, i] = _wgrid_at(k, j, i, min(j + 1, NY - 1), i, j < NY - 1, v, maskV, maskW, dzt, dzw)
+    u_wgrid[k, j, i] = _wgrid_at(k, j, i, j, imin(i + 1, NX - 1), i < NX - 1, u, maskU, maskW, dzt, dzw)
+    v_wgrid[k, j, i] = _wgrid_at(k, j, i, imin(j + 1, NY - 1), i, j < NY - 1, v, maskV, maskW, dzt, dzw)
 
 
 def _ref_w_wgrid(u_wgrid, v_wgrid, cost, cosu, dxt, dyt, dzw):
@@ -143,9 +143,9 @@ def w_wgrid_continuity(i, j, k, w_wgrid, u_wgrid, v_wgrid, cost, cosu, dxt, dyt,
     """Vertical velocity on the W grid from continuity, cumulative from the bottom (i, j >= 1):
     ``w[k] = w[k-1] - dzw[k] [(u_i - u_{i-1}) / (cost dxt) + (cosu_j v_j - cosu_{j-1} v_{j-1}) / (cost dyt)]``
     with ``w[-1] = 0``.  Row-wise (k outer, i inner, w[k-1] read back); branch-free in i."""
-    im = max(i - 1, 0)
-    jm = max(j - 1, 0)
-    prev = w_wgrid[max(k - 1, 0), j, i] if k > 0 else 0.0
+    im = imax(i - 1, 0)
+    jm = imax(j - 1, 0)
+    prev = w_wgrid[imax(k - 1, 0), j, i] if k > 0 else 0.0
     s = prev + -dzw[k] * ((u_wgrid[k, j, i] - u_wgrid[k, j, im]) / (cost[j] * dxt[i])
                           + (cosu[j] * v_wgrid[k, j, i] - cosu[jm] * v_wgrid[k, jm, i]) / (cost[j] * dyt[j]))
     w_wgrid[k, j, i] = s if (i >= 1) & (j >= 1) else 0.0
@@ -425,13 +425,11 @@ def eke_advection(i, j, k, deke, eke_fe, eke_fn, eke_ft, maskW, cost, dxt, dyt, 
         return
     r = maskW[k, j, i] * (-(eke_fe[k, j, i] - eke_fe[k, j, i - 1]) / (cost[j] * dxt[i])
                           - (eke_fn[k, j, i] - eke_fn[k, j - 1, i]) / (cost[j] * dyt[j]))
-    if k == 0:
-        r = r + (-eke_ft[k, j, i] / dzw[0])
-    elif k < nz - 1:
-        r = r + (-(eke_ft[k, j, i] - eke_ft[k - 1, j, i]) / dzw[k])
-    else:
-        r = r + (-(eke_ft[k, j, i] - eke_ft[k - 1, j, i]) / (0.5 * dzw[k]))
-    deke[k, j, i] = r
+    # no flux through the bottom face (k = 0), a half cell at the top (k = nz-1); as
+    # selects (ft - 0.0 == ft exactly), so that the loop over i vectorises
+    ftm = eke_ft[k - 1, j, i] if k > 0 else 0.0
+    dz = dzw[k] if k < nz - 1 else 0.5 * dzw[k]
+    deke[k, j, i] = r + (-(eke_ft[k, j, i] - ftm) / dz)
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ shape ``(NY, NX)``; ``psin`` is ``(nisle, NY, NX)``.
 import numpy as np
 
 from .framework import device, kernel
-from .momentum import in_interior
+from .momentum import imax, imin, in_interior
 from .. import constants as C
 
 
@@ -109,8 +109,8 @@ def velocity_update(i, j, k, u_new, v_new, scr_col, scr_col2, u_old, v_old, du_n
     else:
         kl = k - nz
         inner = in_interior(i, j, u_old.shape[2], u_old.shape[1])
-        jm = max(j - 1, 0)
-        im = max(i - 1, 0)
+        jm = imax(j - 1, 0)
+        im = imax(i - 1, 0)
         a = u_new[kl, j, i] + (-scr_col[j, i] * maskU[kl, j, i] * hur[j, i])
         b = v_new[kl, j, i] + (-scr_col2[j, i] * maskV[kl, j, i] * hvr[j, i])
         bu = (psi[j, i] - psi[jm, i]) / dyt[j] * hur[j, i]
@@ -136,9 +136,9 @@ def vertical_velocity(i, j, k, w_new, u, v, maskW, cost, cosu, dxt, dyt, dzt):
     (``i, j >= 1``): ``w[k] = -sum_{k'<=k} maskW dzt [d_x u / (cost dxt) + d_y(cosu v) / (cost dyt)]``.
     w at the surface is the (round-off) divergence error of the rigid lid.
     Row-wise (k outer, i inner, w[k-1] read back); branch-free in i."""
-    im = max(i - 1, 0)
-    jm = max(j - 1, 0)
-    prev = w_new[max(k - 1, 0), j, i] if k > 0 else 0.0
+    im = imax(i - 1, 0)
+    jm = imax(j - 1, 0)
+    prev = w_new[imax(k - 1, 0), j, i] if k > 0 else 0.0
     s = prev + -maskW[k, j, i] * dzt[k] * ((u[k, j, i] - u[k, j, im]) / (cost[j] * dxt[i])
                                            + (cosu[j] * v[k, j, i] - cosu[jm] * v[k, jm, i]) / (cost[j] * dyt[j]))
     w_new[k, j, i] = s if (i >= 1) & (j >= 1) else 0.0

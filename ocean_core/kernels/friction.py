@@ -11,7 +11,7 @@ Veros's scalar A_h and r_bot to the last bit.
 import numpy as np
 
 from .framework import device, kernel
-from .momentum import in_interior
+from .momentum import imax, imin, in_interior
 
 
 # ---------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def implicit_vert_friction(i, j, du_mix_v, dv_mix_v, scr_cp, u, v, kappaM, maskU
     if i < 1 or i >= NX - 2 or j < 1 or j >= NY - 2:
         return
     # ---- u column ----
-    kss = max(kbot[j, i], kbot[j, i + 1])
+    kss = imax(kbot[j, i], kbot[j, i + 1])
     if kss > 0 and not _no_viscosity(kappaM, kss - 1, j, i, j, i + 1):
         k0 = kss - 1
         # forward sweep: store d' in du_mix_v, c' in scr_cp
@@ -156,7 +156,7 @@ def implicit_vert_friction(i, j, du_mix_v, dv_mix_v, scr_cp, u, v, kappaM, maskU
         for k in range(k0, nz):
             du_mix_v[k, j, i] = (du_mix_v[k, j, i] - u[k, j, i]) / dt_mom
     # ---- v column ----
-    kss = max(kbot[j, i], kbot[j + 1, i])
+    kss = imax(kbot[j, i], kbot[j + 1, i])
     if kss > 0 and not _no_viscosity(kappaM, kss - 1, j, i, j + 1, i):
         k0 = kss - 1
         for k in range(k0, nz):
@@ -219,12 +219,12 @@ def hfric_fn_v(k, j, i, v, maskV, A_h_t, cosfac_t, cost, dyt):
 
 @device
 def bottom_level_u(j, i, kbot):
-    return max(kbot[j, i], kbot[j, i + 1]) - 1
+    return imax(kbot[j, i], kbot[j, i + 1]) - 1
 
 
 @device
 def bottom_level_v(j, i, kbot):
-    return max(kbot[j, i], kbot[j + 1, i]) - 1
+    return imax(kbot[j, i], kbot[j + 1, i]) - 1
 
 
 def _ref_lateral_friction(du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v, cosfac_t, cosfac_u, maskU,
@@ -371,17 +371,15 @@ def friction_dissipation(i, j, k, diss_u, diss_v, u, v, A_h_t, A_h_z, cosfac_t, 
 @device
 def diss_on_wgrid(k, nz, ks, d_k, d_kp1, dzw):
     """Veros ``dissipation_on_wgrid``: value at W level k from level values d (T-like levels)."""
-    if ks <= 0:
-        return 0.0
-    if k == nz - 1:
-        return d_k
+    # written as selects (no early returns) so that loops over i vectorise; precedence:
+    # ks <= 0 -> 0, top level -> d_k, bottom wet level -> mean + bottom term, above -> mean
     kb = ks - 1
-    if k == kb:
-        dzp = dzw[k - 1] if k > 0 else dzw[0]
-        return 0.5 * (d_k + d_kp1) + 0.5 * (d_k * dzp / dzw[k])
-    if k > kb:
-        return 0.5 * (d_k + d_kp1)
-    return 0.0
+    dzp = dzw[k - 1] if k > 0 else dzw[0]
+    mean = 0.5 * (d_k + d_kp1)
+    r = mean if k > kb else 0.0
+    r = mean + 0.5 * (d_k * dzp / dzw[k]) if k == kb else r
+    r = d_k if k == nz - 1 else r
+    return 0.0 if ks <= 0 else r
 
 
 def _ref_wgrid(d, ks, dzw):
@@ -413,7 +411,8 @@ def _ref_dissipation_to_tgrid(diss_u, diss_v, kbot, dzw, dxt, dxu, area_t, area_
     return (out,)
 
 
-@kernel("3d", outputs=("K_diss_h",), reference=_ref_dissipation_to_tgrid, active=("diss_u", "diss_v"))
+@kernel("3d", outputs=("K_diss_h",), reference=_ref_dissipation_to_tgrid, active=("diss_u", "diss_v"),
+        split=True, same_shapes=True)
 def dissipation_to_tgrid(i, j, k, K_diss_h, diss_u, diss_v, kbot, dzw, dxt, dxu, area_t, area_v):
     """K_diss_h on the W grid at T columns (interior only) from the U and V dissipation:
     each is moved to W levels (``dissipation_on_wgrid``) and averaged to T with dxu
@@ -423,9 +422,9 @@ def dissipation_to_tgrid(i, j, k, K_diss_h, diss_u, diss_v, kbot, dzw, dxt, dxu,
         K_diss_h[k, j, i] = 0.0
         return
     kp = k + 1 if k < nz - 1 else k
-    wu1 = diss_on_wgrid(k, nz, max(kbot[j, i], kbot[j, i + 1]), diss_u[k, j, i], diss_u[kp, j, i], dzw)
-    wu0 = diss_on_wgrid(k, nz, max(kbot[j, i - 1], kbot[j, i]), diss_u[k, j, i - 1], diss_u[kp, j, i - 1], dzw)
-    wv1 = diss_on_wgrid(k, nz, max(kbot[j, i], kbot[j + 1, i]), diss_v[k, j, i], diss_v[kp, j, i], dzw)
-    wv0 = diss_on_wgrid(k, nz, max(kbot[j - 1, i], kbot[j, i]), diss_v[k, j - 1, i], diss_v[kp, j - 1, i], dzw)
+    wu1 = diss_on_wgrid(k, nz, imax(kbot[j, i], kbot[j, i + 1]), diss_u[k, j, i], diss_u[kp, j, i], dzw)
+    wu0 = diss_on_wgrid(k, nz, imax(kbot[j, i - 1], kbot[j, i]), diss_u[k, j, i - 1], diss_u[kp, j, i - 1], dzw)
+    wv1 = diss_on_wgrid(k, nz, imax(kbot[j, i], kbot[j + 1, i]), diss_v[k, j, i], diss_v[kp, j, i], dzw)
+    wv0 = diss_on_wgrid(k, nz, imax(kbot[j - 1, i], kbot[j, i]), diss_v[k, j - 1, i], diss_v[kp, j - 1, i], dzw)
     K_diss_h[k, j, i] = ((dxu[i] * wu1 + dxu[i - 1] * wu0) / (2 * dxt[i])
                          + (area_v[j, i] * wv1 + area_v[j - 1, i] * wv0) / (2 * area_t[j, i]))
