@@ -133,7 +133,7 @@ def _vf_col_tl(j, i, j2, i2, d_out, scr, d_q, d_kappaM, q, kappaM, mask, kbot, d
         d_out[k, j, i] = d_out[k, j, i] / dt
 
 
-@tangent_of(F.implicit_vert_friction)
+@tangent_of(F.implicit_vert_friction, space="column")
 def implicit_vert_friction_tl(i, j, d_du_mix_v, d_dv_mix_v, scr_cp, d_u, d_v, d_kappaM, u, v, kappaM, maskU, maskV,
                               kbot, dzt, dzw, dt_mom):
     """Tangent of the implicit vertical friction: per U column (j, i) [T columns (j, i), (j, i+1)]
@@ -240,7 +240,7 @@ def _vf_k0(ok, kb1, kb2, nz):
     return k0 if ok and k0 >= 0 else nz
 
 
-@adjoint_of(F.implicit_vert_friction)
+@adjoint_of(F.implicit_vert_friction, space="column")
 def implicit_vert_friction_ad(i, j, b_u, b_v, b_kappaM, scr_cp, b_du_mix_v, b_dv_mix_v, u, v, kappaM, maskU, maskV,
                               kbot, dzt, dzw, dt_mom):
     """Adjoint of the implicit vertical friction at T column (j, i): b_u / b_v of the U / V column

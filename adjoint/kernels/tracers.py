@@ -264,7 +264,7 @@ def tracer_ab2_ad(i, j, k, b_temp_old, b_salt_old, b_dtemp_now, b_dsalt_now, b_d
 # stores three columns (scr_cp, scr_dp, scr_y) and treats temp and salt one after the other;
 # the tangent keeps its primal x in its own outputs and needs scr_cp only.
 
-@tangent_of(F.vertical_mixing)
+@tangent_of(F.vertical_mixing, space="column")
 def vertical_mixing_tl(i, j, d_temp_new, d_salt_new, scr_cp, d_temp_ab, d_salt_ab, d_kappaH, d_forc_temp_surface,
                        d_forc_salt_surface, temp_ab, salt_ab, kappaH, forc_temp_surface, forc_salt_surface, kbot, dzt,
                        dzw, dt_tracer):
@@ -381,7 +381,7 @@ def _vmix_ad_tracer(j, i, k0, b_q_ab, b_kappaH, scr_cp, scr_dp, scr_y, b_q_new, 
     return bf
 
 
-@adjoint_of(F.vertical_mixing)
+@adjoint_of(F.vertical_mixing, space="column")
 def vertical_mixing_ad(i, j, b_temp_ab, b_salt_ab, b_forc_temp_surface, b_forc_salt_surface, b_kappaH, scr_cp,
                        scr_dp, scr_y, b_temp_new, b_salt_new, temp_ab, salt_ab, kappaH, forc_temp_surface,
                        forc_salt_surface, kbot, dzt, dzw, dt_tracer):

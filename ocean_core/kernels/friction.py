@@ -68,17 +68,6 @@ def vfric_delta_v(k, j, i, nz, kappaM, maskV, dzw, dt_mom):
     return dt_mom / dzw[k] * (0.5 * (kappaM[k, j, i] + kappaM[k, j + 1, i])) * maskV[k + 1, j, i] * maskV[k, j, i]
 
 
-@device
-def _no_viscosity(kappaM, k0, j0, i0, j1, i1):
-    """True when kappaM vanishes on both columns at every interface a solve would use.
-    The matrix is then the identity and the Thomas sweep returns u exactly, so the tendency
-    is exactly 0: skipping the solve is bitwise identical (and the common case, kappaM_0 = 0)."""
-    for k in range(k0, kappaM.shape[0] - 1):
-        if kappaM[k, j0, i0] != 0.0 or kappaM[k, j1, i1] != 0.0:
-            return False
-    return True
-
-
 def _ref_implicit_vert_friction(u, v, kappaM, maskU, maskV, kbot, dzt, dzw, dt_mom):
     nz, NY, NX = u.shape
     outs = []
@@ -111,70 +100,81 @@ def _ref_implicit_vert_friction(u, v, kappaM, maskU, maskV, kbot, dzt, dzw, dt_m
                 x = thomas_ref(a, b, c, q[k0:, j, i])
                 out[k0:, j, i] = (x - q[k0:, j, i]) / dt_mom
         outs.append(out)
-    return outs[0], outs[1], np.zeros_like(u)
+    # (scratch outputs: not compared)
+    return outs[0], outs[1], np.zeros_like(u), np.zeros_like(u[0]), np.zeros_like(u[0])
 
 
-@kernel("column", outputs=("du_mix_v", "dv_mix_v", "scr_cp"), reference=_ref_implicit_vert_friction,
-        active=("u", "v", "kappaM"))
-def implicit_vert_friction(i, j, du_mix_v, dv_mix_v, scr_cp, u, v, kappaM, maskU, maskV, kbot, dzt, dzw, dt_mom):
+@device
+def _vfric_solve(j, i, k0, nz, isv, x, q, scr_cp, kappaM, mask, dzt, dzw, dt_mom):
+    """Thomas algorithm on U column (j, i) (``isv``: V column), wet levels k0 .. nz-1:
+    ``x = (u* - u) / dt`` with ``c'`` in scr_cp (strided in k; only columns with viscosity)."""
+    for k in range(k0, nz):
+        if isv:
+            dkm1 = vfric_delta_v(k - 1, j, i, nz, kappaM, mask, dzw, dt_mom)
+            dk = vfric_delta_v(k, j, i, nz, kappaM, mask, dzw, dt_mom)
+        else:
+            dkm1 = vfric_delta_u(k - 1, j, i, nz, kappaM, mask, dzw, dt_mom)
+            dk = vfric_delta_u(k, j, i, nz, kappaM, mask, dzw, dt_mom)
+        a, b, c = vfric_coeffs(k, k0, nz, dkm1, dk, dzt)
+        if k == k0:
+            den = b
+            scr_cp[k, j, i] = c / den
+            x[k, j, i] = q[k, j, i] / den
+        else:
+            den = b - a * scr_cp[k - 1, j, i]
+            scr_cp[k, j, i] = c / den
+            x[k, j, i] = (q[k, j, i] - a * x[k - 1, j, i]) / den
+    for kk in range(nz - 1 - k0):
+        k = nz - 2 - kk
+        x[k, j, i] = x[k, j, i] - scr_cp[k, j, i] * x[k + 1, j, i]
+    for k in range(k0, nz):
+        x[k, j, i] = (x[k, j, i] - q[k, j, i]) / dt_mom
+
+
+@kernel("rows", outputs=("du_mix_v", "dv_mix_v", "scr_cp", "scr_col", "scr_col2"),
+        reference=_ref_implicit_vert_friction, active=("u", "v", "kappaM"), passes=2)
+def implicit_vert_friction(i, j, k, du_mix_v, dv_mix_v, scr_cp, scr_col, scr_col2, u, v, kappaM, maskU, maskV,
+                           kbot, dzt, dzw, dt_mom):
     """Implicit vertical friction (Veros ``implicit_vert_friction``) as a tendency.
 
     For each U column (``1 <= i < NX-2``, ``1 <= j < NY-2``) solve
     ``(I - dt d_z(kappaM d_z)) u* = u`` on the wet levels ``k >= max(kbot_i, kbot_{i+1}) - 1``
     with ``delta[k] = dt/dzw[k] 0.5 (kappaM_i + kappaM_{i+1})[k] maskU[k+1] maskU[k]``,
     and return ``du_mix_v = (u* - u) / dt`` (zero elsewhere).  Same for v.  kappaM at W.
-    ``scr_cp`` is scratch (the Thomas algorithm's modified upper diagonal).
+    Where kappaM vanishes at every interface of the solve the matrix is the identity and the
+    tendency is exactly 0, so the solve is skipped (kappaM_0 = 0, the paper configuration).
+
+    Row-wise in 2 passes: pass 0 (levels ascending, i contiguous) zeroes the outputs and flags
+    the U / V columns with viscosity (``scr_col`` / ``scr_col2`` = 1); pass 1, at its first
+    level, solves the flagged columns (:func:`_vfric_solve`).  ``scr_cp``, ``scr_col``,
+    ``scr_col2`` are scratch (the v solve overwrites the u solve's ``c'``).
     """
     nz = u.shape[0]
+    if k > nz:
+        return  # pass 1 works at its first level only
     NY = u.shape[1]
     NX = u.shape[2]
-    for k in range(nz):
+    ip = imin(i + 1, NX - 1)
+    jp = imin(j + 1, NY - 1)
+    k0u = imax(kbot[j, i], kbot[j, ip]) - 1
+    k0v = imax(kbot[j, i], kbot[jp, i]) - 1
+    if k < nz:
+        # zero level k; flag columns with kappaM != 0 at some interface k0 <= k < nz-1
         du_mix_v[k, j, i] = 0.0
         dv_mix_v[k, j, i] = 0.0
         scr_cp[k, j, i] = 0.0
-    if i < 1 or i >= NX - 2 or j < 1 or j >= NY - 2:
-        return
-    # ---- u column ----
-    kss = imax(kbot[j, i], kbot[j, i + 1])
-    if kss > 0 and not _no_viscosity(kappaM, kss - 1, j, i, j, i + 1):
-        k0 = kss - 1
-        # forward sweep: store d' in du_mix_v, c' in scr_cp
-        for k in range(k0, nz):
-            a, b, c = vfric_coeffs(k, k0, nz, vfric_delta_u(k - 1, j, i, nz, kappaM, maskU, dzw, dt_mom),
-                                   vfric_delta_u(k, j, i, nz, kappaM, maskU, dzw, dt_mom), dzt)
-            if k == k0:
-                den = b
-                scr_cp[k, j, i] = c / den
-                du_mix_v[k, j, i] = u[k, j, i] / den
-            else:
-                den = b - a * scr_cp[k - 1, j, i]
-                scr_cp[k, j, i] = c / den
-                du_mix_v[k, j, i] = (u[k, j, i] - a * du_mix_v[k - 1, j, i]) / den
-        for kk in range(nz - 1 - k0):
-            k = nz - 2 - kk
-            du_mix_v[k, j, i] = du_mix_v[k, j, i] - scr_cp[k, j, i] * du_mix_v[k + 1, j, i]
-        for k in range(k0, nz):
-            du_mix_v[k, j, i] = (du_mix_v[k, j, i] - u[k, j, i]) / dt_mom
-    # ---- v column ----
-    kss = imax(kbot[j, i], kbot[j + 1, i])
-    if kss > 0 and not _no_viscosity(kappaM, kss - 1, j, i, j + 1, i):
-        k0 = kss - 1
-        for k in range(k0, nz):
-            a, b, c = vfric_coeffs(k, k0, nz, vfric_delta_v(k - 1, j, i, nz, kappaM, maskV, dzw, dt_mom),
-                                   vfric_delta_v(k, j, i, nz, kappaM, maskV, dzw, dt_mom), dzt)
-            if k == k0:
-                den = b
-                scr_cp[k, j, i] = c / den
-                dv_mix_v[k, j, i] = v[k, j, i] / den
-            else:
-                den = b - a * scr_cp[k - 1, j, i]
-                scr_cp[k, j, i] = c / den
-                dv_mix_v[k, j, i] = (v[k, j, i] - a * dv_mix_v[k - 1, j, i]) / den
-        for kk in range(nz - 1 - k0):
-            k = nz - 2 - kk
-            dv_mix_v[k, j, i] = dv_mix_v[k, j, i] - scr_cp[k, j, i] * dv_mix_v[k + 1, j, i]
-        for k in range(k0, nz):
-            dv_mix_v[k, j, i] = (dv_mix_v[k, j, i] - v[k, j, i]) / dt_mom
+        fu = scr_col[j, i] if k > 0 else 0.0
+        fv = scr_col2[j, i] if k > 0 else 0.0
+        vis = k < nz - 1
+        kc = kappaM[k, j, i] != 0.0
+        scr_col[j, i] = 1.0 if vis & (k >= k0u) & (kc | (kappaM[k, j, ip] != 0.0)) else fu
+        scr_col2[j, i] = 1.0 if vis & (k >= k0v) & (kc | (kappaM[k, jp, i] != 0.0)) else fv
+    elif k == nz:
+        inner = (i >= 1) & (i < NX - 2) & (j >= 1) & (j < NY - 2)
+        if inner & (k0u >= 0) & (scr_col[j, i] != 0.0):
+            _vfric_solve(j, i, k0u, nz, False, du_mix_v, u, scr_cp, kappaM, maskU, dzt, dzw, dt_mom)
+        if inner & (k0v >= 0) & (scr_col2[j, i] != 0.0):
+            _vfric_solve(j, i, k0v, nz, True, dv_mix_v, v, scr_cp, kappaM, maskV, dzt, dzw, dt_mom)
 
 
 # ---------------------------------------------------------------------------

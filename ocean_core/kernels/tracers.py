@@ -213,34 +213,14 @@ def _ref_vertical_mixing(temp_ab, salt_ab, kappaH, forc_temp_surface, forc_salt_
                 d = q[k0:, j, i].copy()
                 d[-1] += dt_tracer * fs[j, i] / dzt[-1]
                 out[k0:, j, i] = thomas_ref(a, b, c, d)
-    return out_t, out_s, np.zeros_like(temp_ab)
+    # (scratch outputs: not compared)
+    return out_t, out_s, np.zeros_like(temp_ab), np.zeros_like(temp_ab[0])
 
 
-@kernel("column", outputs=("temp_new", "salt_new", "scr_cp"), reference=_ref_vertical_mixing,
-        active=("temp_ab", "salt_ab", "forc_temp_surface", "forc_salt_surface", "kappaH"))
-def vertical_mixing(i, j, temp_new, salt_new, scr_cp, temp_ab, salt_ab, kappaH, forc_temp_surface,
-                    forc_salt_surface, kbot, dzt, dzw, dt_tracer):
-    """Implicit vertical diffusion of temp and salt (Veros ``vertmix_tempsalt``) on the wet levels of
-    interior columns: ``(I - dt d_z(kappaH d_z)) T = T* + dt forc_surface / dzt[top] [k = top]``;
-    elsewhere (land, halos) ``T = T*``.  kappaH at W points; ``scr_cp`` is scratch."""
-    nz = temp_ab.shape[0]
-    for k in range(nz):
-        temp_new[k, j, i] = temp_ab[k, j, i]
-        salt_new[k, j, i] = salt_ab[k, j, i]
-        scr_cp[k, j, i] = 0.0
-    if not in_interior(i, j, temp_ab.shape[2], temp_ab.shape[1]) or kbot[j, i] == 0:
-        return
-    k0 = kbot[j, i] - 1
-    # no mixing in the column (no convection, kappaH_0 = 0): the matrix is the identity and the
-    # Thomas sweep returns the right-hand side exactly, so only the surface flux is applied
-    mixing = False
-    for k in range(k0, nz - 1):
-        if kappaH[k, j, i] != 0.0:
-            mixing = True
-    if not mixing:
-        temp_new[nz - 1, j, i] = temp_ab[nz - 1, j, i] + dt_tracer * forc_temp_surface[j, i] / dzt[nz - 1]
-        salt_new[nz - 1, j, i] = salt_ab[nz - 1, j, i] + dt_tracer * forc_salt_surface[j, i] / dzt[nz - 1]
-        return
+@device
+def _vmix_solve(j, i, k0, nz, temp_new, salt_new, scr_cp, temp_ab, salt_ab, kappaH, forc_temp_surface,
+                forc_salt_surface, dzt, dzw, dt_tracer):
+    """Thomas algorithm for temp and salt on column (j, i), wet levels k0 .. nz-1 (strided in k)."""
     for k in range(k0, nz):
         a, b, c = vmix_coeffs(k, k0, nz, kappaH, j, i, dzw, dzt, dt_tracer)
         dt_ = temp_ab[k, j, i]
@@ -262,6 +242,40 @@ def vertical_mixing(i, j, temp_new, salt_new, scr_cp, temp_ab, salt_ab, kappaH, 
         k = nz - 2 - kk
         temp_new[k, j, i] = temp_new[k, j, i] - scr_cp[k, j, i] * temp_new[k + 1, j, i]
         salt_new[k, j, i] = salt_new[k, j, i] - scr_cp[k, j, i] * salt_new[k + 1, j, i]
+
+
+@kernel("rows", outputs=("temp_new", "salt_new", "scr_cp", "scr_col"), reference=_ref_vertical_mixing,
+        active=("temp_ab", "salt_ab", "forc_temp_surface", "forc_salt_surface", "kappaH"), passes=2)
+def vertical_mixing(i, j, k, temp_new, salt_new, scr_cp, scr_col, temp_ab, salt_ab, kappaH, forc_temp_surface,
+                    forc_salt_surface, kbot, dzt, dzw, dt_tracer):
+    """Implicit vertical diffusion of temp and salt (Veros ``vertmix_tempsalt``) on the wet levels of
+    interior columns: ``(I - dt d_z(kappaH d_z)) T = T* + dt forc_surface / dzt[top] [k = top]``;
+    elsewhere (land, halos) ``T = T*``.  kappaH at W points; ``scr_cp``, ``scr_col`` are scratch.
+
+    Where kappaH vanishes at every interface of a column (no convection, kappaH_0 = 0) the matrix
+    is the identity and the Thomas sweep returns the right-hand side exactly, so only the surface
+    flux is applied.  Row-wise in 2 passes: pass 0 (levels ascending, i contiguous) copies T*,
+    flags the columns with mixing in ``scr_col`` and, at the top level, applies the surface flux to
+    the unflagged ones; pass 1, at its first level, solves the flagged columns (:func:`_vmix_solve`)."""
+    nz = temp_ab.shape[0]
+    if k > nz:
+        return  # pass 1 works at its first level only
+    live = in_interior(i, j, temp_ab.shape[2], temp_ab.shape[1]) & (kbot[j, i] > 0)
+    k0 = kbot[j, i] - 1
+    if k < nz:
+        f = scr_col[j, i] if k > 0 else 0.0
+        f = 1.0 if (k >= k0) & (k < nz - 1) & (kappaH[k, j, i] != 0.0) else f
+        scr_col[j, i] = f
+        scr_cp[k, j, i] = 0.0
+        ta = temp_ab[k, j, i]
+        sa = salt_ab[k, j, i]
+        # the flag is complete at the top level (it covers k0 .. nz-2)
+        flux = live & (k == nz - 1) & (f == 0.0)
+        temp_new[k, j, i] = ta + dt_tracer * forc_temp_surface[j, i] / dzt[nz - 1] if flux else ta
+        salt_new[k, j, i] = sa + dt_tracer * forc_salt_surface[j, i] / dzt[nz - 1] if flux else sa
+    elif live & (scr_col[j, i] != 0.0):
+        _vmix_solve(j, i, k0, nz, temp_new, salt_new, scr_cp, temp_ab, salt_ab, kappaH, forc_temp_surface,
+                    forc_salt_surface, dzt, dzw, dt_tracer)
 
 
 # ---------------------------------------------------------------------------
