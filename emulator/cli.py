@@ -156,6 +156,10 @@ def _add_rollout(sub):
     q.add_argument("--clamp", type=float, default=None, metavar="MARGIN",
                    help="clip each predicted channel into its training range widened by MARGIN "
                         "times that range (e.g. 0.1); default: no clipping")
+    q.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+                   help="stochastic rollout: Gaussian noise of this std (normalised units) added to "
+                        "every predicted state (default 0: deterministic)")
+    q.add_argument("--seed", type=int, default=0, help="random seed of --noise (ensemble member)")
     q.add_argument("--quiet", action="store_true")
     _add_common(q)
     q.set_defaults(func=cmd_rollout)
@@ -326,9 +330,13 @@ def cmd_rollout(args):
                              "(config.json next to the weights)")
         clamp = training_bounds(data, split["train"], args.clamp)
     t0 = time.perf_counter()
-    out_ds, timing = run_rollout(emu, data, ds, start, n, progress=not args.quiet, clamp=clamp)
+    out_ds, timing = run_rollout(emu, data, ds, start, n, progress=not args.quiet, clamp=clamp,
+                                 noise=args.noise, seed=args.seed)
     if clamp is not None:
         out_ds.attrs["clamp_margin"] = float(args.clamp)
+    if args.noise > 0:
+        out_ds.attrs["noise"] = float(args.noise)
+        out_ds.attrs["seed"] = int(args.seed)
     d = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(d, exist_ok=True)
     tmp = args.out + ".part"

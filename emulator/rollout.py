@@ -42,7 +42,7 @@ def training_bounds(data: EmulatorData, train_range, margin):
 
 
 def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: int,
-                       progress=False, clamp=None):
+                       progress=False, clamp=None, noise=0.0, seed=0):
     """Roll the emulator out in normalised space.
 
     Parameters
@@ -59,6 +59,10 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
     clamp : (lo, hi) arrays of shape (P,), optional
         Clip every predicted state, channel by channel, into ``[lo, hi]`` (normalised units,
         see :func:`training_bounds`) before it is returned and fed back; land is reset to 0.
+    noise : float
+        Stochastic rollout: add Gaussian noise of this standard deviation (normalised units,
+        wet points only) to every predicted state before it is stored and fed back (before
+        the clamp).  One ``seed`` is one ensemble member; the same seed gives the same rollout.
 
     Returns
     -------
@@ -82,6 +86,10 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
     out[:2] = data.states[start:start + 2]
     # (2, P, H, W) -> channel-major (2P, 1, H, W), channels time-major
     x = bk.asarray(out[:2].reshape(2 * P, 1, *out.shape[2:]), dtype=dt)
+    if not noise >= 0:
+        raise ValueError(f"noise={noise}: must be >= 0 (a standard deviation in normalised units)")
+    rng = np.random.default_rng(seed)
+    wet2 = np.concatenate([data.wet, data.wet])[:, None]
     if clamp is not None:
         lo, hi = (np.asarray(b, np.float64).reshape(-1) for b in clamp)
         if lo.shape != (P,) or hi.shape != (P,) or not np.all(lo <= hi):
@@ -101,6 +109,8 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
         i = start + 2 * k
         f = np.concatenate([data.forcing[i], data.forcing[i + 1]])[:, None]
         y, _ = emu.step(x, bk.asarray(f, dtype=dt), train=False, store="none")
+        if noise > 0:
+            y = y + bk.asarray(noise * rng.standard_normal(y.shape) * wet2, dtype=dt)
         if clamp is not None:
             y = xp.minimum(xp.maximum(y, lo_x), hi_x) * wet_x  # land stays 0
         yh = bk.to_numpy(y)
@@ -147,14 +157,15 @@ def physical_dataset(states, data: EmulatorData, template, start, attrs=None):
 
 
 def run_rollout(emu: Emulator, data: EmulatorData, template, start, n_states, progress=False,
-                clamp=None):
-    """Roll out and return ``(dataset, timing)`` (``clamp``: see :func:`rollout_normalized`).
+                clamp=None, noise=0.0, seed=0):
+    """Roll out and return ``(dataset, timing)`` (``clamp``, ``noise``, ``seed``: see
+    :func:`rollout_normalized`).
 
     ``timing`` holds the wall time of the model calls and the seconds per
     simulated year (using the data's averaging interval).
     """
     states, seconds = rollout_normalized(emu, data, start, n_states, progress=progress,
-                                         clamp=clamp)
+                                         clamp=clamp, noise=noise, seed=seed)
     dt_state = float(np.median(np.diff(data.time))) if data.n_times > 1 else float("nan")
     sim_years = (n_states - 2) * dt_state / data.spec.year_seconds
     timing = {"seconds": seconds, "model_calls": -(-(n_states - 2) // 2),

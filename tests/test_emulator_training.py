@@ -171,6 +171,21 @@ def test_clamped_rollout(tiny, tmp_path):
         np.testing.assert_array_equal(out[2 + 2 * k:4 + 2 * k], x.reshape(2, P, *out.shape[2:]))
     with pytest.raises(ValueError, match="margin"):
         training_bounds(data, (0, 40), -1.0)
+    # stochastic rollout: reproducible per seed, different across seeds, noise on wet points only
+    n1, _ = rollout_normalized(emu, data, 10, 7, noise=0.1, seed=3)
+    n2, _ = rollout_normalized(emu, data, 10, 7, noise=0.1, seed=3)
+    n3, _ = rollout_normalized(emu, data, 10, 7, noise=0.1, seed=4)
+    np.testing.assert_array_equal(n1, n2)
+    assert not np.array_equal(n1[2:], n3[2:]) and not np.array_equal(n1[2:], free[2:])
+    x = data.states[10:12].reshape(2 * P, 1, *out.shape[2:])
+    f = np.concatenate([data.forcing[10], data.forcing[11]])[:, None]
+    y, _ = emu.step(x, f)
+    eps = np.random.default_rng(3).standard_normal(y.shape) * np.concatenate([data.wet, data.wet])[:, None]
+    np.testing.assert_allclose(n1[2:4], (y + (0.1 * eps).astype(y.dtype)).reshape(2, P, *out.shape[2:]),
+                               rtol=1e-6, atol=1e-6)
+    assert not n1[2:][:, data.wet == 0].any()
+    with pytest.raises(ValueError, match="noise"):
+        rollout_normalized(emu, data, 10, 7, noise=-1.0)
     with pytest.raises(ValueError, match="lo <= hi"):
         rollout_normalized(emu, data, 10, 7, clamp=(hi, lo))
 
@@ -225,6 +240,12 @@ def test_cli_end_to_end(tmp_path):
         assert r.sizes["time"] == round(0.5 * 73) and r.attrs["n_initial_states"] == 2
         assert np.isfinite(r["temp"].values).all()
         assert "salt" not in r or np.allclose(r["salt"].values, 35.0)
+    rn = tmp_path / "roll_noise.nc"
+    assert cli.main(["rollout", "--emulator", str(run), "--data", str(data), "--out", str(rn),
+                     "--noise", "0.1", "--seed", "2", "--clamp", "0.1", "--quiet"]) == 0
+    with xr.open_dataset(rn) as r:
+        assert r.attrs["noise"] == 0.1 and r.attrs["seed"] == 2 and r.attrs["clamp_margin"] == 0.1
+        assert np.isfinite(r["temp"].values).all()
     ev = tmp_path / "eval"
     assert cli.main(["evaluate", "--data", str(data), "--rollout", str(roll),
                      "--out", str(ev), "--bands", "0-800,800-3000", "--baseline-years", "1"]) == 0
