@@ -145,6 +145,21 @@ def _add_train(sub):
     q.set_defaults(func=cmd_train)
 
 
+def _noise(text):
+    """``0.05`` or ``temp=0.005,u=0.05`` (per prognostic variable)."""
+    try:
+        if "=" not in text:
+            return float(text)
+        out = {}
+        for item in text.split(","):
+            k, v = item.split("=")
+            out[k.strip()] = float(v)
+        return out
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"noise {text!r}: give a number or var=value,... "
+                                         "(e.g. temp=0.005,u=0.05)") from None
+
+
 def _add_rollout(sub):
     q = sub.add_parser("rollout", help="autoregressive rollout of a trained emulator")
     q.add_argument("--emulator", required=True, help="emulator.npz or a training run directory")
@@ -156,9 +171,10 @@ def _add_rollout(sub):
     q.add_argument("--clamp", type=float, default=None, metavar="MARGIN",
                    help="clip each predicted channel into its training range widened by MARGIN "
                         "times that range (e.g. 0.1); default: no clipping")
-    q.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+    q.add_argument("--noise", type=_noise, default=0.0, metavar="SIGMA",
                    help="stochastic rollout: Gaussian noise of this std (normalised units) added to "
-                        "every predicted state (default 0: deterministic)")
+                        "every predicted state, one number or per variable, e.g. "
+                        "temp=0.005,u=0.05,v=0.05 (default 0: deterministic)")
     q.add_argument("--seed", type=int, default=0, help="random seed of --noise (ensemble member)")
     q.add_argument("--quiet", action="store_true")
     _add_common(q)
@@ -334,8 +350,9 @@ def cmd_rollout(args):
                                  noise=args.noise, seed=args.seed)
     if clamp is not None:
         out_ds.attrs["clamp_margin"] = float(args.clamp)
-    if args.noise > 0:
-        out_ds.attrs["noise"] = float(args.noise)
+    if args.noise:
+        out_ds.attrs["noise"] = (json.dumps(args.noise) if isinstance(args.noise, dict)
+                                 else float(args.noise))
         out_ds.attrs["seed"] = int(args.seed)
     d = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(d, exist_ok=True)

@@ -21,6 +21,22 @@ from .data import EmulatorData, to_physical
 from .model import Emulator
 
 
+def noise_per_channel(spec, noise):
+    """Noise standard deviation of every prognostic channel from a number or a dict by variable."""
+    P = spec.n_prognostic
+    if isinstance(noise, dict):
+        known = {ch.var for ch in spec.prognostic}
+        bad = sorted(set(noise) - known)
+        if bad:
+            raise ValueError(f"noise: variable {bad[0]!r} is not one of the emulator's {sorted(known)}")
+        sigma = np.array([float(noise.get(ch.var, 0.0)) for ch in spec.prognostic])
+    else:
+        sigma = np.full(P, float(noise))
+    if not np.all(sigma >= 0):
+        raise ValueError(f"noise={noise}: must be >= 0 (a standard deviation in normalised units)")
+    return sigma
+
+
 def training_bounds(data: EmulatorData, train_range, margin):
     """Per-channel bounds for :func:`rollout_normalized`'s ``clamp``.
 
@@ -59,10 +75,12 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
     clamp : (lo, hi) arrays of shape (P,), optional
         Clip every predicted state, channel by channel, into ``[lo, hi]`` (normalised units,
         see :func:`training_bounds`) before it is returned and fed back; land is reset to 0.
-    noise : float
+    noise : float or dict
         Stochastic rollout: add Gaussian noise of this standard deviation (normalised units,
         wet points only) to every predicted state before it is stored and fed back (before
-        the clamp).  One ``seed`` is one ensemble member; the same seed gives the same rollout.
+        the clamp); a dict gives one value per prognostic variable (``{"temp": 0.005, ...}``,
+        missing variables get none).  One ``seed`` is one ensemble member; the same seed gives
+        the same rollout.
 
     Returns
     -------
@@ -86,10 +104,11 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
     out[:2] = data.states[start:start + 2]
     # (2, P, H, W) -> channel-major (2P, 1, H, W), channels time-major
     x = bk.asarray(out[:2].reshape(2 * P, 1, *out.shape[2:]), dtype=dt)
-    if not noise >= 0:
-        raise ValueError(f"noise={noise}: must be >= 0 (a standard deviation in normalised units)")
+    sigma = noise_per_channel(data.spec, noise)
     rng = np.random.default_rng(seed)
-    wet2 = np.concatenate([data.wet, data.wet])[:, None]
+    # noise std per output channel (two times, channel-major) on wet points
+    wet2 = (np.concatenate([data.wet, data.wet]) * np.tile(sigma, 2)[:, None, None])[:, None]
+    noise = float(sigma.max()) if sigma.size else 0.0
     if clamp is not None:
         lo, hi = (np.asarray(b, np.float64).reshape(-1) for b in clamp)
         if lo.shape != (P,) or hi.shape != (P,) or not np.all(lo <= hi):
@@ -110,7 +129,7 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
         f = np.concatenate([data.forcing[i], data.forcing[i + 1]])[:, None]
         y, _ = emu.step(x, bk.asarray(f, dtype=dt), train=False, store="none")
         if noise > 0:
-            y = y + bk.asarray(noise * rng.standard_normal(y.shape) * wet2, dtype=dt)
+            y = y + bk.asarray(rng.standard_normal(y.shape) * wet2, dtype=dt)
         if clamp is not None:
             y = xp.minimum(xp.maximum(y, lo_x), hi_x) * wet_x  # land stays 0
         yh = bk.to_numpy(y)

@@ -186,6 +186,15 @@ def test_clamped_rollout(tiny, tmp_path):
     assert not n1[2:][:, data.wet == 0].any()
     with pytest.raises(ValueError, match="noise"):
         rollout_normalized(emu, data, 10, 7, noise=-1.0)
+    # per variable: only the named variables' channels are perturbed
+    var0 = data.spec.prognostic[0].var
+    n4, _ = rollout_normalized(emu, data, 10, 5, noise={var0: 0.1}, seed=3)
+    sel = np.array([ch.var == var0 for ch in data.spec.prognostic])
+    y0 = y.reshape(2, P, *out.shape[2:])
+    np.testing.assert_array_equal(n4[2:4][:, ~sel], y0[:, ~sel])
+    assert not np.array_equal(n4[2:4][:, sel], y0[:, sel])
+    with pytest.raises(ValueError, match="not one of"):
+        rollout_normalized(emu, data, 10, 5, noise={"nonsense": 0.1})
     with pytest.raises(ValueError, match="lo <= hi"):
         rollout_normalized(emu, data, 10, 7, clamp=(hi, lo))
 
@@ -242,9 +251,10 @@ def test_cli_end_to_end(tmp_path):
         assert "salt" not in r or np.allclose(r["salt"].values, 35.0)
     rn = tmp_path / "roll_noise.nc"
     assert cli.main(["rollout", "--emulator", str(run), "--data", str(data), "--out", str(rn),
-                     "--noise", "0.1", "--seed", "2", "--clamp", "0.1", "--quiet"]) == 0
+                     "--noise", "temp=0.1,u=0.05", "--seed", "2", "--clamp", "0.1", "--quiet"]) == 0
     with xr.open_dataset(rn) as r:
-        assert r.attrs["noise"] == 0.1 and r.attrs["seed"] == 2 and r.attrs["clamp_margin"] == 0.1
+        assert json.loads(r.attrs["noise"]) == {"temp": 0.1, "u": 0.05}
+        assert r.attrs["seed"] == 2 and r.attrs["clamp_margin"] == 0.1
         assert np.isfinite(r["temp"].values).all()
     ev = tmp_path / "eval"
     assert cli.main(["evaluate", "--data", str(data), "--rollout", str(roll),
