@@ -176,6 +176,9 @@ def _add_rollout(sub):
                         "every predicted state, one number or per variable, e.g. "
                         "temp=0.005,u=0.05,v=0.05 (default 0: deterministic)")
     q.add_argument("--seed", type=int, default=0, help="random seed of --noise (ensemble member)")
+    q.add_argument("--noise-length", type=float, default=0.0, metavar="CELLS",
+                   help="correlation length of --noise in grid cells (Gaussian smoothing; "
+                        "default 0: white)")
     q.add_argument("--quiet", action="store_true")
     _add_common(q)
     q.set_defaults(func=cmd_rollout)
@@ -347,13 +350,14 @@ def cmd_rollout(args):
         clamp = training_bounds(data, split["train"], args.clamp)
     t0 = time.perf_counter()
     out_ds, timing = run_rollout(emu, data, ds, start, n, progress=not args.quiet, clamp=clamp,
-                                 noise=args.noise, seed=args.seed)
+                                 noise=args.noise, seed=args.seed, noise_length=args.noise_length)
     if clamp is not None:
         out_ds.attrs["clamp_margin"] = float(args.clamp)
     if args.noise:
         out_ds.attrs["noise"] = (json.dumps(args.noise) if isinstance(args.noise, dict)
                                  else float(args.noise))
         out_ds.attrs["seed"] = int(args.seed)
+        out_ds.attrs["noise_length"] = float(args.noise_length)
     d = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(d, exist_ok=True)
     tmp = args.out + ".part"

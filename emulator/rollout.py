@@ -21,6 +21,20 @@ from .data import EmulatorData, to_physical
 from .model import Emulator
 
 
+def smooth_noise(e, length):
+    """Gaussian-smoothed white noise over the last two axes (y reflecting, x periodic), rescaled
+    so that its pointwise variance is 1 away from the y boundaries."""
+    from scipy.ndimage import gaussian_filter  # noqa: PLC0415
+
+    sig = (0,) * (e.ndim - 2) + (length, length)
+    mode = ("reflect",) * (e.ndim - 1) + ("wrap",)
+    # variance of the filtered white noise = sum of the squared filter weights
+    delta = np.zeros((int(8 * length) + 1, int(8 * length) + 1))
+    delta[delta.shape[0] // 2, delta.shape[1] // 2] = 1.0
+    w = gaussian_filter(delta, length, mode="constant")
+    return gaussian_filter(e, sig, mode=mode) / np.sqrt((w ** 2).sum())
+
+
 def noise_per_channel(spec, noise):
     """Noise standard deviation of every prognostic channel from a number or a dict by variable."""
     P = spec.n_prognostic
@@ -58,7 +72,7 @@ def training_bounds(data: EmulatorData, train_range, margin):
 
 
 def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: int,
-                       progress=False, clamp=None, noise=0.0, seed=0):
+                       progress=False, clamp=None, noise=0.0, seed=0, noise_length=0.0):
     """Roll the emulator out in normalised space.
 
     Parameters
@@ -81,6 +95,10 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
         the clamp); a dict gives one value per prognostic variable (``{"temp": 0.005, ...}``,
         missing variables get none).  One ``seed`` is one ensemble member; the same seed gives
         the same rollout.
+    noise_length : float
+        Correlation length of the noise in grid cells: white noise smoothed with a Gaussian of
+        this standard deviation (periodic in x, reflecting in y) and rescaled to unit variance
+        (0: white in space, which puts its power at the grid scale).
 
     Returns
     -------
@@ -109,6 +127,14 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
     # noise std per output channel (two times, channel-major) on wet points
     wet2 = (np.concatenate([data.wet, data.wet]) * np.tile(sigma, 2)[:, None, None])[:, None]
     noise = float(sigma.max()) if sigma.size else 0.0
+    if not noise_length >= 0:
+        raise ValueError(f"noise_length={noise_length}: must be >= 0 (grid cells)")
+
+    def draw(shape):
+        e = rng.standard_normal(shape)
+        if noise_length > 0:
+            e = smooth_noise(e, noise_length)
+        return e
     if clamp is not None:
         lo, hi = (np.asarray(b, np.float64).reshape(-1) for b in clamp)
         if lo.shape != (P,) or hi.shape != (P,) or not np.all(lo <= hi):
@@ -129,7 +155,7 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
         f = np.concatenate([data.forcing[i], data.forcing[i + 1]])[:, None]
         y, _ = emu.step(x, bk.asarray(f, dtype=dt), train=False, store="none")
         if noise > 0:
-            y = y + bk.asarray(rng.standard_normal(y.shape) * wet2, dtype=dt)
+            y = y + bk.asarray(draw(y.shape) * wet2, dtype=dt)
         if clamp is not None:
             y = xp.minimum(xp.maximum(y, lo_x), hi_x) * wet_x  # land stays 0
         yh = bk.to_numpy(y)
@@ -176,7 +202,7 @@ def physical_dataset(states, data: EmulatorData, template, start, attrs=None):
 
 
 def run_rollout(emu: Emulator, data: EmulatorData, template, start, n_states, progress=False,
-                clamp=None, noise=0.0, seed=0):
+                clamp=None, noise=0.0, seed=0, noise_length=0.0):
     """Roll out and return ``(dataset, timing)`` (``clamp``, ``noise``, ``seed``: see
     :func:`rollout_normalized`).
 
@@ -184,7 +210,8 @@ def run_rollout(emu: Emulator, data: EmulatorData, template, start, n_states, pr
     simulated year (using the data's averaging interval).
     """
     states, seconds = rollout_normalized(emu, data, start, n_states, progress=progress,
-                                         clamp=clamp, noise=noise, seed=seed)
+                                         clamp=clamp, noise=noise, seed=seed,
+                                         noise_length=noise_length)
     dt_state = float(np.median(np.diff(data.time))) if data.n_times > 1 else float("nan")
     sim_years = (n_states - 2) * dt_state / data.spec.year_seconds
     timing = {"seconds": seconds, "model_calls": -(-(n_states - 2) // 2),

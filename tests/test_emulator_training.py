@@ -195,8 +195,28 @@ def test_clamped_rollout(tiny, tmp_path):
     assert not np.array_equal(n4[2:4][:, sel], y0[:, sel])
     with pytest.raises(ValueError, match="not one of"):
         rollout_normalized(emu, data, 10, 5, noise={"nonsense": 0.1})
+    # spatially correlated noise: reproducible, differs from white noise, land still 0
+    c1, _ = rollout_normalized(emu, data, 10, 5, noise=0.1, seed=3, noise_length=2.0)
+    c2, _ = rollout_normalized(emu, data, 10, 5, noise=0.1, seed=3, noise_length=2.0)
+    np.testing.assert_array_equal(c1, c2)
+    assert not np.array_equal(c1[2:], n1[2:5]) and not c1[2:][:, data.wet == 0].any()
+    with pytest.raises(ValueError, match="noise_length"):
+        rollout_normalized(emu, data, 10, 5, noise=0.1, noise_length=-1.0)
     with pytest.raises(ValueError, match="lo <= hi"):
         rollout_normalized(emu, data, 10, 7, clamp=(hi, lo))
+
+
+def test_smooth_noise():
+    """Smoothed noise: unit variance, periodic in x (shift-equivariant), correlated over ~length."""
+    from emulator.rollout import smooth_noise
+
+    e = np.random.default_rng(0).standard_normal((400, 40, 32))
+    f = smooth_noise(e, 2.0)
+    assert abs(f[:, 10:-10].var() - 1.0) < 0.05
+    np.testing.assert_allclose(smooth_noise(np.roll(e, 5, axis=-1), 2.0), np.roll(f, 5, axis=-1),
+                               atol=1e-12)
+    lag = lambda a, d: np.mean(a[:, 10:-10] * np.roll(a, d, axis=-1)[:, 10:-10])  # noqa: E731
+    assert lag(f, 1) > 0.8 and lag(f, 8) < 0.1 and abs(lag(e, 1)) < 0.02
 
 
 def test_residual_emulator_starts_as_persistence(tiny, tmp_path):
