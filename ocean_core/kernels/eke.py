@@ -160,18 +160,15 @@ def eke_vcoeffs(k, k0, nz, j, i, kappaM, c_int, dzt, dzw, dt_tracer, alpha_eke):
     """(a, b, c) of the implicit EKE matrix at W level k (k0 = bottom wet level)."""
     dk = dt_tracer / dzt[k + 1] * 0.5 * (kappaM[k, j, i] + kappaM[k + 1, j, i]) * alpha_eke if k < nz - 1 else 0.0
     dkm1 = dt_tracer / dzt[k] * 0.5 * (kappaM[k - 1, j, i] + kappaM[k, j, i]) * alpha_eke if k > 0 else 0.0
-    if k == nz - 1:
-        h = 0.5 * dzw[k]
-    else:
-        h = dzw[k]
+    h = 0.5 * dzw[k] if k == nz - 1 else dzw[k]
     a = -dkm1 / h
     c = -dk / dzw[k]
-    if k == k0:
-        b = 1.0 + dk / dzw[k] + dt_tracer * c_int
-    elif k == nz - 1:
-        b = 1.0 + dkm1 / h + dt_tracer * c_int
-    else:
-        b = 1.0 + (dk + dkm1) / dzw[k] + dt_tracer * c_int
+    # selects, not branches: k0 varies along a row (vectorisation)
+    b_top = 1.0 + dkm1 / h + dt_tracer * c_int
+    b_mid = 1.0 + (dk + dkm1) / dzw[k] + dt_tracer * c_int
+    b_bot = 1.0 + dk / dzw[k] + dt_tracer * c_int
+    b = b_top if k == nz - 1 else b_mid
+    b = b_bot if k == k0 else b
     return a, b, c
 
 
@@ -227,38 +224,36 @@ def eke_implicit(i, j, k, eke_imp, scr_cp, scr_col, eke, K_diss_h, sqrteke, eke_
     2. levels nz-2 .. k0: back substitution ``x_k = d'_k - c'_k x_{k+1}``.
     ``scr_cp``, ``scr_col`` are scratch."""
     nz = eke.shape[0]
-    live = in_interior(i, j, eke.shape[2], eke.shape[1]) and kbot[j, i] > 0
+    live = in_interior(i, j, eke.shape[2], eke.shape[1]) & (kbot[j, i] > 0)
     k0 = kbot[j, i] - 1
+    # every case computed and the result selected (no branch on data that varies along the
+    # row), so that the i loop vectorises; the selected value is the scalar Thomas
+    # algorithm's (diagonal: d / b; bottom: c / b, d / b; above: (d - a d'_{k-1}) / den)
     if k < nz:
         kl = nz - 1 - k
         f = scr_col[j, i] if k > 0 else 0.0
-        if kl >= k0 and kappaM[kl, j, i] != 0.0:
-            f = 1.0
-        scr_col[j, i] = f
+        scr_col[j, i] = 1.0 if (kl >= k0) & (kappaM[kl, j, i] != 0.0) else f
     elif k < 2 * nz:
         kl = k - nz
-        if not live or kl < k0:
-            eke_imp[kl, j, i] = 0.0
-            scr_cp[kl, j, i] = 0.0
-        else:
-            ci = eke_cint(kl, j, i, sqrteke, eke_len, maskW, eke_c_eps)
-            a, b, c = eke_vcoeffs(kl, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
-            d = eke[kl, j, i] + dt_tracer * K_diss_h[kl, j, i]
-            if scr_col[j, i] == 0.0:
-                scr_cp[kl, j, i] = 0.0
-                eke_imp[kl, j, i] = d / b
-            elif kl == k0:
-                den = b
-                scr_cp[kl, j, i] = c / den
-                eke_imp[kl, j, i] = d / den
-            else:
-                den = b - a * scr_cp[kl - 1, j, i]
-                scr_cp[kl, j, i] = c / den
-                eke_imp[kl, j, i] = (d - a * eke_imp[kl - 1, j, i]) / den
+        ci = eke_cint(kl, j, i, sqrteke, eke_len, maskW, eke_c_eps)
+        a, b, c = eke_vcoeffs(kl, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+        d = eke[kl, j, i] + dt_tracer * K_diss_h[kl, j, i]
+        km = imax(kl - 1, 0)
+        cpm = scr_cp[km, j, i]
+        em = eke_imp[km, j, i]
+        diag = scr_col[j, i] == 0.0
+        start = diag | (kl == k0)
+        den = b if start else b - a * cpm
+        cp = 0.0 if diag else c / den
+        e = (d if start else d - a * em) / den
+        dead = (~live) | (kl < k0)
+        scr_cp[kl, j, i] = 0.0 if dead else cp
+        eke_imp[kl, j, i] = 0.0 if dead else e
     else:
         kl = nz - 2 - (k - 2 * nz)
-        if live and kl >= k0 and scr_col[j, i] != 0.0:
-            eke_imp[kl, j, i] = eke_imp[kl, j, i] - scr_cp[kl, j, i] * eke_imp[kl + 1, j, i]
+        e = eke_imp[kl, j, i]
+        back = e - scr_cp[kl, j, i] * eke_imp[kl + 1, j, i]
+        eke_imp[kl, j, i] = back if live & (kl >= k0) & (scr_col[j, i] != 0.0) else e
 
 
 # ---------------------------------------------------------------------------
