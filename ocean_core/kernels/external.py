@@ -8,7 +8,7 @@ shape ``(NY, NX)``; ``psin`` is ``(nisle, NY, NX)``.
 import numpy as np
 
 from .framework import device, kernel
-from .momentum import imax, imin, in_interior
+from .momentum import imax, in_interior
 from .. import constants as C
 
 
