@@ -155,6 +155,8 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
         f = np.concatenate([data.forcing[i], data.forcing[i + 1]])[:, None]
         y, _ = emu.step(x, bk.asarray(f, dtype=dt), train=False, store="none")
         if noise > 0:
+            # drawn on the host (one NumPy stream for both backends, so a seed means the same
+            # ensemble member on CPU and GPU); the copy happens only in stochastic rollouts
             y = y + bk.asarray(draw(y.shape) * wet2, dtype=dt)
         if clamp is not None:
             y = xp.minimum(xp.maximum(y, lo_x), hi_x) * wet_x  # land stays 0
