@@ -14,12 +14,16 @@ Veros conventions (``core/external``):
   ``A psin_n = 0`` with psin_n = 1 on island n and 0 on the others.  Island 0 is fixed
   at 0; the others follow from the circulation (line-integral) constraints.
 
-The operator is constant, so it is factorised once (SuperLU); the adjoint reuses the
-factorisation with ``trans="T"``.  The line integrals are linear functionals and are
+The operator is constant, so it is factorised once (SuperLU, ordered by grid-row
+separators so that the triangular solves run in parallel and release the GIL:
+:class:`ocean_core.sparse_direct.RowSeparatedLU`); the adjoint reuses the factorisation
+for ``A^T``.  The line integrals are linear functionals and are
 stored as weight fields: ``circ_m(u, v) = sum(Wu_m u + Wv_m v)``.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import scipy.ndimage
@@ -27,6 +31,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from .grid import cyclic_exchange
+from .sparse_direct import RowSeparatedLU
 
 __all__ = ["label_land_masses", "boundary_masks", "assemble_operator", "Streamfunction"]
 
@@ -157,7 +162,14 @@ class Streamfunction:
         self.masks = {d: bm[d] for d in ("east", "west", "north", "south")}
         self.isle_boundary_mask = bm["isle_boundary_mask"]
         self.A, self.solve_rows = assemble_operator(grid, self.isle_boundary_mask)
-        self.lu = scipy.sparse.linalg.splu(self.A.tocsc(), permc_spec="MMD_AT_PLUS_A")
+        try:
+            # balance the parts by the number of stencil rows per grid row
+            self.direct = RowSeparatedLU(self.A, grid.NY, grid.NX, weight=self.solve_rows.sum(axis=1))
+            self.lu = None
+        except RuntimeError as err:  # SuperLU needed pivoting: keep its own ordering and solve
+            warnings.warn(f"streamfunction: {err}; using SuperLU's serial solve", RuntimeWarning, stacklevel=2)
+            self.direct = None
+            self.lu = scipy.sparse.linalg.splu(self.A.tocsc(), permc_spec="MMD_AT_PLUS_A")
         self._circulation_weights()
         self._island_basis()
 
@@ -165,7 +177,9 @@ class Streamfunction:
     def solve(self, rhs, trans=False, backend=None):
         """Solve ``A x = rhs`` (or ``A^T x = rhs``) for a (NY, NX) right-hand side.
 
-        On the CPU: SuperLU back-substitution with the factorisation computed once.
+        On the CPU: forward and backward substitution with the factors computed once
+        (:class:`~ocean_core.sparse_direct.RowSeparatedLU`: parallel over the parts of the
+        grid, bitwise the same for any thread count).
         On the GPU (CuPy arrays): the same factors transferred once to the device and
         applied with cuSPARSE triangular solves (``cupyx.scipy.sparse.linalg.splu``),
         so no host round trip per step.
@@ -173,6 +187,8 @@ class Streamfunction:
         shape = rhs.shape
         if backend is not None and backend.name == "cuda":
             return self._gpu_solver(backend).solve(rhs.ravel(), trans="T" if trans else "N").reshape(shape)
+        if self.direct is not None:
+            return self.direct.solve(rhs, trans=trans).reshape(shape)
         x = self.lu.solve(np.ascontiguousarray(rhs, dtype=np.float64).ravel(), trans="T" if trans else "N")
         return x.reshape(shape)
 

@@ -191,9 +191,15 @@ def test_tangent_fd_adjoint(control, steps):
 
     # start where the first-order term dominates the remainder by ~10x: estimate the
     # curvature c2 = R1(h)/h^2 at a large step and take h0 = 0.1 |dJ.d| / c2
+    # ... but also where R1 stays far above the round-off floor of J (~1e-16 |J0|, amplified by
+    # the cancellation) for 5 halvings: R1(h0) >= 4^5 * 1e2 * 2.2e-16 |J0|
+    # (J is nearly linear in A_h over one step, so that can take h up to 100 eps[0], a
+    # doubling of A_h; below that floor the window depended on round-off: with one
+    # elliptic-solve ordering the 4th halving sat at R1 ~ 3e-19, |J0| ~ 2e-5, slope 1.70)
     h = float(eps[0]) * 10
     c2 = abs(J(h) - J0 - h * tl) / h ** 2
-    h0 = min(h, 0.1 * abs(tl) / c2) if c2 > 0 else h
+    floor = 4.0 ** 5 * 1e2 * 2.2e-16 * abs(J0)
+    h0 = min(10 * h, max(min(h, 0.1 * abs(tl) / c2), np.sqrt(floor / c2))) if c2 > 0 else h
     # 8 halvings: at the larger steps of long runs a cell may cross the convective switch
     # (a discontinuity of the forward map), so require 4 consecutive slopes >= 1.9
     hs = h0 / 2.0 ** np.arange(9)
