@@ -65,6 +65,23 @@ def cyclic_exchange(a, axis=-1):
     return a
 
 
+#: names of the land/sea masks among the grid arrays
+MASKS = ("maskT", "maskU", "maskV", "maskW", "maskZ")
+
+#: dtype of the masks that kernels read.  The grid keeps float64 masks (Python-side
+#: arithmetic); the model's field store and the kernel tests hold int8 copies: 1 byte per
+#: point instead of 8, and the step is memory-bound (measured at 0.25 deg, two models
+#: alternating steps in one process, median of the per-pair ratios: 5-6 % less time per
+#: step on 1 thread, 6.5-10.5 % on 2).  Every product with a mask value (0 or 1) is exact,
+#: so results are bitwise unchanged.
+KERNEL_MASK_DTYPE = np.int8
+
+
+def kernel_arrays(grid):
+    """``grid.arrays()`` as kernels take them: masks as :data:`KERNEL_MASK_DTYPE`."""
+    return {n: (a.astype(KERNEL_MASK_DTYPE) if n in MASKS else a) for n, a in grid.arrays().items()}
+
+
 class Grid:
     """Grid, metric factors, Coriolis parameter, topography and masks.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grid import Grid
+from .grid import Grid, kernel_arrays
 from .variables import VARIABLES, shape_of
 
 __all__ = ["tiny_grid", "kernel_args", "SCALARS"]
@@ -86,7 +86,7 @@ def kernel_args(kern, grid=None, seed=0, nisle=2, positive=()):
     """
     grid = grid or tiny_grid()
     rng = np.random.default_rng(seed)
-    garr = grid.arrays()
+    garr = kernel_arrays(grid)  # masks as the model's kernels get them (int8)
     out = {}
     names = list(kern.args)
     for extra in ("tangent", "adjoint"):  # options of the derivative kernels

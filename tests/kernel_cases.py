@@ -37,7 +37,7 @@ import zlib
 
 import numpy as np
 
-from ocean_core.grid import Grid
+from ocean_core.grid import KERNEL_MASK_DTYPE, MASKS, Grid
 from ocean_core.kernels import framework
 from ocean_core.variables import VARIABLES
 
@@ -251,7 +251,9 @@ def build_argument(arg, grid, rng, kernel_name="?", space=None):
     if name.startswith("scr_") and name not in VARIABLES:
         return np.zeros(grid.shape3)  # column scratch (tridiagonal solvers): (nz, NY, NX)
     if name in Grid.ARRAYS and not arg.startswith(("d_", "b_")):
-        return np.ascontiguousarray(getattr(grid, name)).copy()
+        a = np.ascontiguousarray(getattr(grid, name)).copy()
+        # masks as the model's kernels get them (int8, ocean_core.grid.KERNEL_MASK_DTYPE)
+        return a.astype(KERNEL_MASK_DTYPE) if name in MASKS else a
     if name in SCALARS:
         v = SCALARS[name]
         if arg.startswith("b_") and space is not None:
