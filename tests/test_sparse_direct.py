@@ -142,3 +142,24 @@ def test_errors():
 
 def test_streamfunction_uses_it(sf):
     assert isinstance(sf, Streamfunction) and sf.lu is None and isinstance(sf.direct, RowSeparatedLU)
+
+
+def test_streamfunction_falls_back_to_superlu(monkeypatch):
+    """If the row-separated factorisation refuses the operator (it would need pivoting),
+    Streamfunction warns and uses SuperLU's own ordering and solve, with the same solution."""
+    from ocean_core import setups, streamfunction
+
+    grid = setups.acc(resolution=2.0, config="paper").grid
+    ref = Streamfunction(grid)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("RowSeparatedLU: SuperLU pivoted (test)")
+
+    monkeypatch.setattr(streamfunction, "RowSeparatedLU", refuse)
+    with pytest.warns(RuntimeWarning, match="using SuperLU's serial solve"):
+        sf = Streamfunction(grid)
+    assert sf.direct is None and sf.lu is not None
+    b = np.random.default_rng(5).standard_normal((grid.NY, grid.NX))
+    for trans in (False, True):
+        x, x_ref = sf.solve(b, trans=trans), ref.solve(b, trans=trans)
+        assert np.abs(x - x_ref).max() <= 1e-12 * np.abs(x_ref).max()
