@@ -225,7 +225,9 @@ class RowSeparatedLU:
         return ip, ix, v, d, split
 
     def solve(self, b, trans=False, out=None):
-        """``A^{-1} b`` (``A^{-T} b`` with ``trans``) for a flat float64 vector ``b``."""
+        """``A^{-1} b`` (``A^{-T} b`` with ``trans``) for a flat float64 vector ``b``.
+
+        Not re-entrant: one work vector per factorisation (a model's step is sequential)."""
         b = np.ascontiguousarray(b, dtype=np.float64).ravel()
         if b.size != self.n:
             raise ValueError(f"b has {b.size} entries, expected {self.n}")

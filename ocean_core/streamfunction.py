@@ -180,9 +180,9 @@ class Streamfunction:
         On the CPU: forward and backward substitution with the factors computed once
         (:class:`~ocean_core.sparse_direct.RowSeparatedLU`: parallel over the parts of the
         grid, bitwise the same for any thread count).
-        On the GPU (CuPy arrays): the same factors transferred once to the device and
-        applied with cuSPARSE triangular solves (``cupyx.scipy.sparse.linalg.splu``),
-        so no host round trip per step.
+        On the GPU (CuPy arrays): a host factorisation (``cupyx.scipy.sparse.linalg.splu``,
+        SuperLU with its own MMD ordering) transferred once to the device and applied with
+        cuSPARSE triangular solves, so no host round trip per step.
         """
         shape = rhs.shape
         if backend is not None and backend.name == "cuda":
