@@ -42,7 +42,7 @@ from .kernels import friction as kfric
 from .kernels import momentum as kmom
 from .kernels import params as kpar
 from .kernels import tracers as ktr
-from .ops import ExchangeOp, Fields, IslandOp, IslandPsiOp, KernelOp, Op, SolveOp
+from .ops import ExchangeOp, Fields, FusedOp, IslandOp, IslandPsiOp, KernelOp, Op, SolveOp
 from .settings import Settings
 from .streamfunction import Streamfunction
 from .variables import PROGNOSTIC, VARIABLES
@@ -183,12 +183,16 @@ class Model:
             K(keke.eke_diffusivities, eke="eke@tau", Nsqr="Nsqr@tau"),
             K(ktr.vertical_diffusivity, Nsqr="Nsqr@tau"),
             # momentum
-            K(kmom.coriolis_metric, u="u@tau", v="v@tau"),
-            K(kmom.momentum_advection, u="u@tau", v="v@tau", w="w@tau"),
             K(kmom.hydrostatic_pressure, rho="rho@tau"),
-            K(kmom.explicit_tendency, du="du@tau", dv="dv@tau"),
+            FusedOp(kmom.momentum_tendency,
+                    K(kmom.coriolis_metric, u="u@tau", v="v@tau"),
+                    K(kmom.momentum_advection, u="u@tau", v="v@tau", w="w@tau"),
+                    K(kmom.explicit_tendency, du="du@tau", dv="dv@tau")),
             K(kfric.implicit_vert_friction, u="u@tau", v="v@tau"),
-            K(kfric.lateral_friction, u="u@tau", v="v@tau"),
+            # lateral friction and its dissipation (an EKE source) in one pass
+            FusedOp(kfric.friction_with_dissipation,
+                    K(kfric.lateral_friction, u="u@tau", v="v@tau"),
+                    K(kfric.friction_dissipation, u="u@tau", v="v@tau")),
             # external mode
             K(kext.barotropic_forcing, du="du@tau", dv="dv@tau"),
             ExchangeOp("uloc", cyc), ExchangeOp("vloc", cyc),
@@ -200,15 +204,15 @@ class Model:
             K(kext.velocity_update, u_new="u@taup1", v_new="v@taup1", u_old="u@tau", v_old="v@tau",
               du_now="du@tau", dv_now="dv@tau", du_old="du@taum1", dv_old="dv@taum1", psi="psi@taup1"),
             # tracers
-            K(ktr.tracer_advection, dtemp="dtemp@tau", dsalt="dsalt@tau", temp="temp@tau", salt="salt@tau",
-              u="u@tau", v="v@tau", w="w@tau"),
-            K(ktr.tracer_ab2, temp_old="temp@tau", salt_old="salt@tau", dtemp_now="dtemp@tau",
-              dsalt_now="dsalt@tau", dtemp_old="dtemp@taum1", dsalt_old="dsalt@taum1"),
+            FusedOp(ktr.tracer_advection_ab2,
+                    K(ktr.tracer_advection, dtemp="dtemp@tau", dsalt="dsalt@tau", temp="temp@tau",
+                      salt="salt@tau", u="u@tau", v="v@tau", w="w@tau"),
+                    K(ktr.tracer_ab2, temp_old="temp@tau", salt_old="salt@tau", dtemp_now="dtemp@tau",
+                      dsalt_now="dsalt@tau", dtemp_old="dtemp@taum1", dsalt_old="dsalt@taum1")),
             K(ktr.vertical_mixing, temp_new="temp@taup1", salt_new="salt@taup1"),
             ExchangeOp("temp@taup1", cyc), ExchangeOp("salt@taup1", cyc),
             K(ktr.equation_of_state, rho="rho@taup1", Nsqr="Nsqr@taup1", temp="temp@taup1", salt="salt@taup1"),
             # EKE
-            K(kfric.friction_dissipation, u="u@tau", v="v@tau"),
             K(kfric.dissipation_to_tgrid),
             K(keke.velocity_on_wgrid, u="u@tau", v="v@tau", maskU="maskU_f64", maskV="maskV_f64",
               maskW="maskW_f64"),

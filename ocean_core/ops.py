@@ -197,6 +197,50 @@ class KernelOp(Op):
                 A[o][...] = 0.0
 
 
+class FusedOp(Op):
+    """A fused launch (:func:`ocean_core.kernels.framework.fuse`) of consecutive kernel ops.
+
+    ``forward`` runs the fused kernel once (memory streamed once, same bits as the parts
+    one after another); ``tangent`` runs the parts' tangents in order and ``adjoint`` their
+    adjoints in reverse order, so the derivatives are exactly those of the unfused ops.
+    The fused kernel's arguments are mapped to the fields the part ops map them to; a
+    fused argument that two parts map to different fields is an error.
+    """
+
+    def __init__(self, kernel: Kernel, *parts: KernelOp):
+        if kernel.kind != "fused":
+            raise TypeError(f"FusedOp needs a fused kernel, got {kernel.name} (kind={kernel.kind!r})")
+        got = [p.kernel.name for p in parts]
+        want = [k.name for k, _ in kernel.parts]
+        if got != want:
+            raise TypeError(f"FusedOp({kernel.name}): parts {got}, expected {want} in this order")
+        mapping: dict = {}
+        for op, (k, ren) in zip(parts, kernel.parts):
+            for a in k.args:
+                fa, field = ren.get(a, a), op.map[a]
+                if mapping.setdefault(fa, field) != field:
+                    raise ValueError(f"FusedOp({kernel.name}): argument {fa!r} maps to {mapping[fa]!r} in one "
+                                     f"part and to {field!r} in {k.name}")
+        self.fused = KernelOp(kernel, **mapping)
+        self.kernel = kernel
+        self.parts = tuple(parts)
+        self.name = kernel.name
+        self.writes = self.fused.writes
+        self.reads = self.fused.reads
+        self.active = tuple(dict.fromkeys(a for p in parts for a in p.active if a not in self.writes))
+
+    def forward(self, F):
+        self.fused.forward(F)
+
+    def tangent(self, F, T):
+        for p in self.parts:
+            p.tangent(F, T)
+
+    def adjoint(self, F, A):
+        for p in reversed(self.parts):
+            p.adjoint(F, A)
+
+
 class ExchangeOp(Op):
     """Periodic halo exchange in x, in place: ``a[..., -2:] = a[..., 2:4]; a[..., :2] = a[..., -4:-2]``."""
 

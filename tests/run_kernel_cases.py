@@ -58,7 +58,9 @@ def main(argv=None):
             k = framework.REGISTRY[kname]
             launcher = k.cuda() if args.backend == "cuda" else k.cpu()
             info["launcher_types"][kname] = f"{type(launcher).__module__}.{type(launcher).__name__}"
-            info["body_types"][kname] = type(k.body).__name__
+            # a fused kernel has no body of its own: its parts' bodies run
+            for body in ([k.body] if k.body is not None else [p.body for p, _ in k.parts]):
+                info["body_types"][kname] = type(body).__name__
             k(*[case[a] for a in k.args], backend=args.backend)
             for o in kc.compared_outputs(k):
                 results[f"{kname}::{o}"] = np.asarray(case[o])

@@ -90,3 +90,55 @@ def test_cpu_bitwise_independent_of_thread_count(tmp_path):
     failures = [m for k in ALL if k.name not in errors and (m := kc.bitwise_mismatch(k, results[k.name], child))]
     assert not failures, f"{here} vs {other} threads:\n" + "\n".join(failures)
     assert len(results) >= len(WITH_REF)
+
+
+FUSED = [k for k in ALL if k.kind == "fused"]
+
+
+def test_fused_kernels_exist():
+    names = {k.name for k in FUSED}
+    assert {"momentum_tendency", "friction_with_dissipation", "tracer_advection_ab2"} <= names
+
+
+@pytest.mark.parametrize("k", FUSED, ids=lambda k: k.name)
+def test_fused_kernel_bitwise_equals_its_parts(k, grid):
+    """A fused launch gives exactly the bits of its parts launched one after another
+    (the parts read each other's outputs at the same point only)."""
+    case = kc.make_case(k, grid)
+    fused = kc.copy_case(case)
+    k(*kc.args_of(k, fused), backend="cpu")
+    seq = kc.copy_case(case)
+    for part, ren in k.parts:
+        part(*[seq[ren.get(a, a)] for a in part.args], backend="cpu")
+    for o in k.outputs:
+        assert np.isfinite(fused[o]).all(), f"{k.name}.{o}: points not written"
+        assert np.array_equal(fused[o], seq[o]), f"{k.name}.{o}: fused launch differs from its parts"
+
+
+def test_fuse_rejects_bad_combinations():
+    from ocean_core.kernels import eke, friction, tracers
+    from ocean_core.kernels.framework import fuse
+    with pytest.raises(ValueError, match="is in"):
+        fuse("bad_modules", friction.lateral_friction, eke.velocity_on_wgrid)
+    with pytest.raises(ValueError, match="share a '3d' or '2d' space"):
+        fuse("bad_spaces", tracers.tracer_advection, tracers.vertical_mixing)
+    # tracer_ab2 then tracer_advection: the second part writes dtemp, which the first reads
+    with pytest.raises(ValueError, match="writes 'dtemp'"):
+        fuse("bad_order", (tracers.tracer_ab2, {"dtemp_now": "dtemp"}), tracers.tracer_advection)
+    with pytest.raises(ValueError, match="at least 2 parts"):
+        fuse("bad_one", tracers.tracer_advection)
+
+
+def test_fused_op_checks_its_parts():
+    from ocean_core.kernels import friction, momentum
+    from ocean_core.ops import FusedOp, KernelOp
+    lf = KernelOp(friction.lateral_friction, u="u@tau", v="v@tau")
+    fd = KernelOp(friction.friction_dissipation, u="u@tau", v="v@tau")
+    with pytest.raises(TypeError, match="expected"):
+        FusedOp(friction.friction_with_dissipation, fd, lf)
+    with pytest.raises(ValueError, match="maps to"):
+        FusedOp(friction.friction_with_dissipation, lf, KernelOp(friction.friction_dissipation, u="u@taum1", v="v@tau"))
+    with pytest.raises(TypeError, match="needs a fused kernel"):
+        FusedOp(momentum.coriolis_metric, lf)
+    op = FusedOp(friction.friction_with_dissipation, lf, fd)
+    assert set(op.writes) == set(lf.writes) | set(fd.writes)

@@ -10,7 +10,7 @@ Veros's scalar A_h and r_bot to the last bit.
 
 import numpy as np
 
-from .framework import device, kernel
+from .framework import device, fuse, kernel
 from .momentum import imax, imin, in_interior
 
 
@@ -428,3 +428,9 @@ def dissipation_to_tgrid(i, j, k, K_diss_h, diss_u, diss_v, kbot, dzw, dxt, dxu,
     wv0 = diss_on_wgrid(k, nz, imax(kbot[j - 1, i], kbot[j, i]), diss_v[k, j - 1, i], diss_v[kp, j - 1, i], dzw)
     K_diss_h[k, j, i] = ((dxu[i] * wu1 + dxu[i - 1] * wu0) / (2 * dxt[i])
                          + (area_v[j, i] * wv1 + area_v[j - 1, i] * wv0) / (2 * area_t[j, i]))
+
+
+#: Lateral friction and its dissipation (both read the velocity stencil of the same
+#: point; neither reads the other's output) in one pass over memory.
+friction_with_dissipation = fuse("friction_with_dissipation", lateral_friction, friction_dissipation,
+                                 split=True, same_shapes=True)

@@ -8,7 +8,7 @@ whole array and are zero outside the region where Veros defines them.
 
 import numpy as np
 
-from .framework import device, kernel
+from .framework import device, fuse, kernel
 from .. import constants as C
 
 
@@ -286,3 +286,11 @@ def explicit_tendency(i, j, k, du, dv, du_cor, dv_cor, du_adv, dv_adv, p_hydro, 
     else:
         du[k, j, i] = 0.0
         dv[k, j, i] = 0.0
+
+
+#: The explicit momentum tendency in one pass over memory: at every point the Coriolis and
+#: metric terms, the advection and then their sum with wind stress and pressure gradient
+#: (``p_hydro`` must be computed before).  explicit_tendency reads du_cor, dv_cor, du_adv and
+#: dv_adv at its own point only, so the fused launch gives the same bits as the three.
+momentum_tendency = fuse("momentum_tendency", coriolis_metric, momentum_advection, explicit_tendency,
+                         split=True, same_shapes=True)

@@ -5,7 +5,7 @@ compressibility terms; ``rho`` is a density *anomaly*)."""
 
 import numpy as np
 
-from .framework import device, kernel
+from .framework import device, fuse, kernel
 from .momentum import in_interior
 from .. import constants as C
 
@@ -303,3 +303,11 @@ def equation_of_state(i, j, k, rho, Nsqr, temp, salt, maskT, maskW, zt, dzw):
     r0 = eos_rho(salt[kk, j, i], temp[kk, j, i], abs(zt[kk])) * maskT[kk, j, i]
     r1 = eos_rho(salt[kk + 1, j, i], temp[kk + 1, j, i], abs(zt[kk]))
     Nsqr[k, j, i] = -C.GRAV / C.RHO_0 / dzw[kk] * maskW[kk, j, i] * (r1 - r0)
+
+
+#: Tracer advection and the Adams-Bashforth extrapolation in one pass over memory:
+#: tracer_ab2 reads the new tendency at its own point only.
+tracer_advection_ab2 = fuse("tracer_advection_ab2", tracer_advection,
+                            (tracer_ab2, {"temp_old": "temp", "salt_old": "salt",
+                                          "dtemp_now": "dtemp", "dsalt_now": "dsalt"}),
+                            split=True, same_shapes=True)
