@@ -219,8 +219,10 @@ class Model:
             K(keke.w_wgrid_continuity),
             K(keke.eke_implicit, eke="eke@tau"),
             K(keke.eke_fluxes, eke="eke@tau"),
-            K(keke.eke_advection, deke="deke@tau"),
-            K(keke.eke_update, eke_new="eke@taup1", eke="eke@tau", deke_now="deke@tau", deke_old="deke@taum1"),
+            FusedOp(keke.eke_advection_update,
+                    K(keke.eke_advection, deke="deke@tau"),
+                    K(keke.eke_update, eke_new="eke@taup1", eke="eke@tau", deke_now="deke@tau",
+                      deke_old="deke@taum1")),
             # boundary exchange and vertical velocity
             ExchangeOp("u@taup1", cyc), ExchangeOp("v@taup1", cyc), ExchangeOp("eke@taup1", cyc),
             K(kext.vertical_velocity, w_new="w@taup1", u="u@taup1", v="v@taup1"),

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .framework import device, kernel
+from .framework import device, fuse, kernel
 from .momentum import imax, imin, in_interior
 from .. import constants as C
 
@@ -477,3 +477,10 @@ def eke_update(i, j, k, eke_new, eke_imp, eke, K_gm, deke_now, deke_old, maskU, 
             + (eke_fn(k, j, i, eke, K_gm, maskV, cosu, dyu) - eke_fn(k, j - 1, i, eke, K_gm, maskV, cosu, dyu))
             / (cost[j] * dyt[j]))
     eke_new[k, j, i] = r + dt_tracer * ((1.5 + C.AB_EPS) * deke_now[k, j, i] - (0.5 + C.AB_EPS) * deke_old[k, j, i])
+
+
+#: EKE advection tendency and the EKE update in one pass over memory: eke_update reads
+#: the new tendency ``deke`` at its own point only.  Split interior/halo loops: without the
+#: split the fused loop ran 1.9x slower than the two kernels, with it 0.92x (0.25 deg, 1 thread).
+eke_advection_update = fuse("eke_advection_update", eke_advection, (eke_update, {"deke_now": "deke"}),
+                            split=True, same_shapes=True)
