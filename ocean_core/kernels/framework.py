@@ -116,6 +116,12 @@ def _set_llvm_options():
 
     if getattr(llvm, "_stommel_options_set", None) == LLVM_OPTIONS:
         return
+    if LLVM_OPTIONS and llvm.llvm_version_info[0] < 11:
+        # the LICM/MemorySSA caps exist from LLVM 11 on; an unknown option would end the process
+        import warnings  # noqa: PLC0415
+        warnings.warn(f"LLVM {llvm.llvm_version_info} is older than 11: fused kernels may not vectorise",
+                      RuntimeWarning, stacklevel=2)
+        return
     for opt in LLVM_OPTIONS:
         llvm.set_option("stommel", opt)
     llvm._stommel_options_set = LLVM_OPTIONS
