@@ -104,7 +104,12 @@ class Model:
     ``itt`` (steps done), ``time`` (model time in seconds), ``ops`` (the step).
     """
 
-    def __init__(self, grid, settings: Settings, backend="cpu", name="model", forcing=None, initial=None):
+    def __init__(self, grid, settings: Settings, backend="cpu", name="model", forcing=None, initial=None,
+                 fused=True):
+        if not isinstance(fused, bool):
+            raise TypeError(f"fused={fused!r} is invalid: must be True (fused launches, the default) or False "
+                            "(every kernel launched on its own, all intermediate fields stored)")
+        self.fused = fused
         self.grid = grid
         self.settings = settings
         self.backend = get_backend(backend)
@@ -227,6 +232,10 @@ class Model:
             ExchangeOp("u@taup1", cyc), ExchangeOp("v@taup1", cyc), ExchangeOp("eke@taup1", cyc),
             K(kext.vertical_velocity, w_new="w@taup1", u="u@taup1", v="v@taup1"),
         ]
+        if not self.fused:
+            ops = [p for op in ops for p in getattr(op, "parts", (op,))]
+        #: fields a fused launch keeps in registers (not stored; see Model.get)
+        self.internal_fields = frozenset(f for op in ops for f in getattr(op, "internal", ()))
         return ops
 
     # ------------------------------------------------------------------
@@ -323,6 +332,9 @@ class Model:
     # ------------------------------------------------------------------
     def get(self, name, level="tau"):
         """A field as a NumPy array with halos (newest level for prognostic fields)."""
+        if name in self.internal_fields:
+            raise ValueError(f"field {name!r} is not stored by the fused step (it stays in registers); build the "
+                             "model with fused=False (e.g. setups.acc(..., fused=False)) to keep it")
         if VARIABLES.get(name) is not None and VARIABLES[name].time_levels:
             return self.backend.to_numpy(self.fields[f"{name}@{level}"]).copy()
         return self.backend.to_numpy(self.fields[name]).copy()

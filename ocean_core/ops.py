@@ -201,7 +201,7 @@ class FusedOp(Op):
     """A fused launch (:func:`ocean_core.kernels.framework.fuse`) of consecutive kernel ops.
 
     ``forward`` runs the fused kernel once (memory streamed once, same bits as the parts
-    one after another); ``tangent`` runs the parts' tangents in order and ``adjoint`` their
+    one after another; fields in ``internal`` are then not written); ``tangent`` runs the parts' tangents in order and ``adjoint`` their
     adjoints in reverse order, so the derivatives are exactly those of the unfused ops.
     The fused kernel's arguments are mapped to the fields the part ops map them to; a
     fused argument that two parts map to different fields is an error.
@@ -221,7 +221,9 @@ class FusedOp(Op):
                 if mapping.setdefault(fa, field) != field:
                     raise ValueError(f"FusedOp({kernel.name}): argument {fa!r} maps to {mapping[fa]!r} in one "
                                      f"part and to {field!r} in {k.name}")
-        self.fused = KernelOp(kernel, **mapping)
+        # internal outputs (kept in registers by the fused launch) are not arguments of it
+        self.internal = tuple(mapping[a] for a in kernel.internal)
+        self.fused = KernelOp(kernel, **{a: f for a, f in mapping.items() if a in kernel.args})
         self.kernel = kernel
         self.parts = tuple(parts)
         self.name = kernel.name

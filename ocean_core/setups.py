@@ -71,7 +71,7 @@ def _acc_forcing(grid):
     }
 
 
-def acc(resolution=2.0, config="paper", backend="cpu", seasonal=False, **overrides):
+def acc(resolution=2.0, config="paper", backend="cpu", seasonal=False, fused=True, **overrides):
     """The idealised ACC channel-plus-basin of Veros at ``resolution`` degrees.
 
     Parameters
@@ -83,6 +83,9 @@ def acc(resolution=2.0, config="paper", backend="cpu", seasonal=False, **overrid
     backend : {"cpu", "cuda"}
     seasonal : bool
         Seasonal cycle of wind stress and relaxation target (off by default).
+    fused : bool
+        Fused kernel launches (default; bitwise the same results).  ``False`` launches every
+        kernel on its own and stores every intermediate field (du_cor, du_adv, ...).
     **overrides
         Any :class:`ocean_core.settings.Settings` field, e.g. ``dt_mom``, ``dt_tracer``,
         ``A_h``, ``r_bot``, ``kappaM_0``, ``kappaH_0``.
@@ -98,7 +101,8 @@ def acc(resolution=2.0, config="paper", backend="cpu", seasonal=False, **overrid
     temp = (1 - grid.zt[:, None, None] / grid.zw[0]) * 15 * grid.maskT
     salt = 35.0 * grid.maskT
     initial = {"temp": np.broadcast_to(temp, (3,) + temp.shape), "salt": np.broadcast_to(salt, (3,) + salt.shape)}
-    model = Model(grid, settings, backend=backend, name=f"acc{resolution:g}", forcing=forcing, initial=initial)
+    model = Model(grid, settings, backend=backend, name=f"acc{resolution:g}", forcing=forcing, initial=initial,
+                  fused=fused)
     model.resolution = float(resolution)
     model.config = config
     initial_density(model)

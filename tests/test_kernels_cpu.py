@@ -108,6 +108,10 @@ def test_fused_kernel_bitwise_equals_its_parts(k, grid):
     fused = kc.copy_case(case)
     k(*kc.args_of(k, fused), backend="cpu")
     seq = kc.copy_case(case)
+    rng = np.random.default_rng(0)
+    for a in k.internal:  # kept in registers by the fused launch; the parts store them
+        seq[a] = kc.build_argument(a, grid, rng, k.name, None)
+        seq[a][...] = np.nan
     for part, ren in k.parts:
         part(*[seq[ren.get(a, a)] for a in part.args], backend="cpu")
     for o in k.outputs:
@@ -127,6 +131,19 @@ def test_fuse_rejects_bad_combinations():
         fuse("bad_order", (tracers.tracer_ab2, {"dtemp_now": "dtemp"}), tracers.tracer_advection)
     with pytest.raises(ValueError, match="at least 2 parts"):
         fuse("bad_one", tracers.tracer_advection)
+    # internal outputs: must be outputs, must be read by a later part, need a body of the right signature
+    from ocean_core.kernels import momentum as mom
+    parts = (mom.coriolis_metric, mom.momentum_advection, mom.explicit_tendency)
+    with pytest.raises(ValueError, match=r"internal=\['u'\] are not outputs"):
+        fuse("bad_internal", *parts, internal=("u",), body=mom._momentum_tendency)
+    with pytest.raises(ValueError, match="need a hand-written body"):
+        fuse("bad_nobody", *parts, internal=("du_cor",))
+    with pytest.raises(ValueError, match="'du' is read by no part"):
+        fuse("bad_unread", *parts, internal=("du",), body=mom._momentum_tendency)
+    with pytest.raises(TypeError, match="expected"):
+        fuse("bad_signature", *parts, internal=("du_cor", "dv_cor"), body=mom._momentum_tendency)
+    from ocean_core.kernels.framework import REGISTRY
+    assert not {"bad_internal", "bad_nobody", "bad_unread", "bad_signature"} & set(REGISTRY)
 
 
 def test_fused_op_checks_its_parts():

@@ -190,7 +190,7 @@ def test_acc_transport(run10, oracle, step):
 # replay of step 10 from Veros's step-9 state
 # ---------------------------------------------------------------------------
 
-def load_step10_inputs(oracle):
+def load_step10_inputs(oracle, fused=True):
     """A fresh model holding step 10's input state from the oracle, NaN everywhere else.
 
     Levels during step 10: taum1 = A (file level ``_taup1``), tau = B (``_taum1``),
@@ -198,7 +198,7 @@ def load_step10_inputs(oracle):
     tendencies/streamfunction parts the step reads at tau) and A (tendencies at taum1);
     every work array the step computes (not grid, parameters or forcing) is NaN.
     """
-    m = acc(2.0)
+    m = acc(2.0, fused=fused)
     F = m.fields
     A, B = F.levels["taum1"], F.levels["tau"]
     for n in PROGNOSTIC:
@@ -225,6 +225,26 @@ def replay(oracle):
     m, loaded = load_step10_inputs(oracle)
     m.step()  # includes the CFL / NaN check of the new state
     return m, loaded
+
+
+@pytest.fixture(scope="module")
+def replay_unfused(oracle):
+    """The replay with every kernel launched on its own: all intermediate fields are stored."""
+    m, loaded = load_step10_inputs(oracle, fused=False)
+    m.step()
+    return m, loaded
+
+
+def test_fused_step_equals_unfused_step(replay, replay_unfused):
+    """Fused launches change nothing: the replayed state is bitwise the same."""
+    m, _ = replay
+    mu, _ = replay_unfused
+    for n in ("u", "v", "w", "temp", "salt", "eke", "psi", "rho", "Nsqr", "dpsi", "du", "dv", "deke",
+              "K_diss_h", "du_mix"):
+        assert np.array_equal(m.get(n), mu.get(n), equal_nan=True), n
+    # the fused step keeps the intermediate tendencies in registers: asking for them is an error
+    with pytest.raises(ValueError, match="fused=False"):
+        m.get("du_cor")
 
 
 def test_replay_reads_only_documented_inputs(replay):
@@ -254,8 +274,8 @@ def test_replay_island_rate(replay, oracle):
 
 @pytest.mark.parametrize("name", ["K_gm", "du_cor", "du_adv", "du_mix", "p_hydro", "K_diss_h", "kappaH", "L_rossby",
                                   "eke_len", "u_wgrid", "v_wgrid", "w_wgrid", "forc_temp_surface"])
-def test_replay_diagnostics(replay, oracle, name):
-    m, _ = replay
+def test_replay_diagnostics(replay_unfused, oracle, name):
+    m, _ = replay_unfused
     assert_close(m.grid, name, m.get(name), oracle[f"s10__{name}"], TOL_REPLAY)
 
 

@@ -190,6 +190,7 @@ class Kernel:
         self.tangent: Kernel | None = None
         self.adjoint: Kernel | None = None
         self.parts = tuple(parts) if parts else ()
+        self.internal: tuple = ()  # fused kernels: outputs of parts kept in registers (see fuse)
         self.__doc__ = doc
 
     @property
@@ -270,7 +271,7 @@ def kernel(space, outputs, reference=None, name=None, kind="forward", active=Non
     return deco
 
 
-def fuse(name, *parts, split=False, same_shapes=False, doc=""):
+def fuse(name, *parts, split=False, same_shapes=False, doc="", internal=(), body=None):
     """Register a *fused launch* of forward kernels of one module: one loop nest that calls
     the bodies of ``parts`` one after the other at every point.
 
@@ -286,6 +287,14 @@ def fuse(name, *parts, split=False, same_shapes=False, doc=""):
     are those of its parts (:class:`ocean_core.ops.FusedOp` runs them in order / in
     reverse), so it needs no derivative code of its own.  Its reference applies the
     parts' references in order.
+
+    ``internal`` names outputs of earlier parts that only later parts read (intermediate
+    tendencies): a fused launch with internal outputs keeps them in registers and does not
+    store them, so it needs a hand-written ``body`` (the parts' bodies write arrays) with
+    the signature ``(i, j, k, *outputs, *inputs)`` of the fused kernel, internal outputs
+    left out; it must compute the parts' formulas in the parts' order of operations (the
+    tests require the stored outputs to be bitwise those of the parts).  The step then
+    never writes the internal fields (``Model(fused=False)`` runs the parts and keeps them).
     """
     norm = []
     for p in parts:
@@ -317,7 +326,28 @@ def fuse(name, *parts, split=False, same_shapes=False, doc=""):
             fa = ren.get(a, a)
             if fa not in outputs and fa not in inputs:
                 inputs.append(fa)
-    outputs, inputs = tuple(outputs), tuple(inputs)
+    internal = tuple(internal)
+    bad = [a for a in internal if a not in outputs]
+    if bad:
+        raise ValueError(f"fused kernel {name!r}: internal={bad} are not outputs of its parts {outputs}")
+    if internal and body is None:
+        raise ValueError(f"fused kernel {name!r}: internal outputs {internal} need a hand-written body")
+    # an internal output must be read by a later part (else it would simply be lost)
+    for a in internal:
+        if not any(a in [ren.get(q, q) for q in k.inputs] for k, ren in norm):
+            raise ValueError(f"fused kernel {name!r}: internal output {a!r} is read by no part")
+    outputs = tuple(o for o in outputs if o not in internal)
+    inputs = tuple(a for a in inputs if a not in internal)
+    pybody = None
+    if body is not None:
+        pybody = getattr(body, "py_func", body)
+        params = list(inspect.signature(pybody).parameters)
+        idx = ["i", "j", "k"] if first.space == "3d" else ["i", "j"]
+        want = idx + list(outputs) + list(inputs)
+        if params != want:
+            raise TypeError(f"fused kernel {name!r}: body {pybody.__name__} has parameters {params}, "
+                            f"expected {want}")
+    internal_set = set(internal)
 
     def reference(*args):
         vals = dict(zip(inputs, args))
@@ -326,13 +356,16 @@ def fuse(name, *parts, split=False, same_shapes=False, doc=""):
             res = res if isinstance(res, (tuple, list)) else (res,)
             for a, r in zip(k.outputs, res):
                 vals[ren.get(a, a)] = r
-        return tuple(vals[o] for o in outputs)
+        return tuple(vals[o] for o in outputs if o not in internal_set)
 
     if name in REGISTRY:
         raise ValueError(f"kernel name {name!r} registered twice")
-    doc = doc or ("Fused launch of " + ", ".join(k.name for k, _ in norm) + ".")
-    k = Kernel(None, name, first.module, first.space, outputs, inputs, reference=reference, kind="fused",
-               doc=doc, passes=first.passes, split=split, same_shapes=same_shapes, parts=norm)
+    doc = doc or (pybody.__doc__ if pybody is not None else "") or (
+        "Fused launch of " + ", ".join(k.name for k, _ in norm) + ".")
+    k = Kernel(device(pybody) if pybody is not None else None, name, first.module, first.space, outputs, inputs,
+               reference=reference, kind="fused", doc=doc,
+               passes=first.passes, split=split, same_shapes=same_shapes, parts=norm)
+    k.internal = internal
     REGISTRY[name] = k
     return k
 
@@ -430,7 +463,7 @@ def generate_source(modname: str, cuda: bool) -> str:
         ]
     for k in _kernels_of(modname):
         args = ", ".join(k.args)
-        if k.parts:
+        if k.parts and k.body is None:
             # fused launch: every part's body at each point, in order
             calls = []
             for p, ren in k.parts:
