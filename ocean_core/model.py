@@ -136,8 +136,8 @@ class Model:
             F.arrays[n + "_f64"] = be.asarray(getattr(grid, n))
         F.arrays["psin"] = be.asarray(self.solver.psin)
         p = settings.hor_friction_cosPower
-        F.arrays["cosfac_t"] = be.asarray(grid.cost ** p)
-        F.arrays["cosfac_u"] = be.asarray(grid.cosu ** p)
+        for n, a in kfric.friction_metrics(grid, p).items():  # division-free friction coefficients
+            F.arrays[n] = be.asarray(a)
         shape2 = grid.shape2
         F.arrays["A_h_t"] = be.asarray(np.full(shape2, float(settings.A_h)))
         F.arrays["r_bot_t"] = be.asarray(np.full(shape2, float(settings.r_bot)))

@@ -98,8 +98,9 @@ def kernel_args(kern, grid=None, seed=0, nisle=2, positive=()):
             out[a] = np.ascontiguousarray(garr[a])
         elif a in SCALARS:
             out[a] = SCALARS[a]
-        elif a in ("cosfac_t", "cosfac_u"):
-            out[a] = (grid.cost if a == "cosfac_t" else grid.cosu).copy()
+        elif a.startswith("fric_"):
+            from .kernels.friction import friction_metrics  # noqa: PLC0415
+            out[a] = friction_metrics(grid, 1.0)[a]
         elif a == "psin":
             out[a] = rng.standard_normal((nisle, grid.NY, grid.NX))
         elif a.startswith("scr_"):

@@ -101,8 +101,15 @@ VARIABLES = {
     "t_star": Var(T2, "deg C", "Surface temperature relaxation target"),
     "t_rest": Var(T2, "m/s", "Surface temperature relaxation velocity (dzt_top / 30 d)"),
     "forc_salt_surface": Var(T2, "g/kg m/s", "Surface salinity flux"),
-    "cosfac_t": Var(("yt",), "1", "cost**hor_friction_cosPower"),
-    "cosfac_u": Var(("yu",), "1", "cosu**hor_friction_cosPower"),
+    # harmonic friction coefficients (ocean_core.kernels.friction.friction_metrics), cT = cost**p
+    "fric_ce_u": Var(("yt", "xu"), "1/m", "u east-flux coefficient cT / (cost dxt[i+1]) at T points i+1"),
+    "fric_cn_u": Var(("yu",), "1/m", "u north-flux coefficient cU cosu / dyu at corners"),
+    "fric_ce_v": Var(("yu", "xu"), "1/m", "v east-flux coefficient cU / (cosu dxu) at corners"),
+    "fric_cn_v": Var(("yt",), "1/m", "v north-flux coefficient cT cost / dyt at T rows j+1"),
+    "fric_rx_u": Var(("yt", "xu"), "1/m", "1 / (cost dxu) at U points"),
+    "fric_ry_u": Var(("yt",), "1/m", "1 / (cost dyt) at U points"),
+    "fric_rx_v": Var(("yu", "xt"), "1/m", "1 / (cosu dxt) at V points"),
+    "fric_ry_v": Var(("yu",), "1/m", "1 / (dyu cosu) at V points"),
     # --- grid (static) ---
     "maskT": Var(T3, "1", "Mask at T points"),
     "maskU": Var(U3, "1", "Mask at U points"),

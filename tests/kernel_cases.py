@@ -193,7 +193,6 @@ VALUES = {
     "surface_taux_base": (-0.1, 0.1), "surface_tauy_base": (-0.1, 0.1),
     "t_star": (0.0, 20.0, False), "t_star_base": (0.0, 20.0, False), "t_star_pattern": (-1.0, 1.0, False),
     "t_rest": (1e-6, 1e-5),
-    "cosfac_t": (0.5, 1.0, False), "cosfac_u": (0.5, 1.0, False),
     "cfl_col": (0.0, 1.0),
     "ht": (0.0, 1.0),
 }
@@ -202,6 +201,14 @@ VALUES = {
 SPECIAL = {
     "psin": lambda g, rng: rng.uniform(-1.0, 1.0, (NISLE, g.NY, g.NX)),
 }
+# the harmonic friction coefficients: the grid's, with the paper's cos power (1)
+for _n in ("fric_ce_u", "fric_cn_u", "fric_ce_v", "fric_cn_v", "fric_rx_u", "fric_ry_u", "fric_rx_v", "fric_ry_v"):
+    SPECIAL[_n] = (lambda n: lambda g, rng: _friction_metrics(g)[n])(_n)
+
+
+def _friction_metrics(grid):
+    from ocean_core.kernels.friction import friction_metrics
+    return friction_metrics(grid, 1.0)
 
 _SUFFIXES = ("_new", "_old", "_now")
 

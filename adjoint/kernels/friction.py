@@ -319,35 +319,35 @@ def implicit_vert_friction_ad(i, j, b_u, b_v, b_kappaM, scr_cp, b_du_mix_v, b_dv
 # flux coefficients K (fluxes are A K (q_1 - q_0)); 0 for faces the forward treats as absent
 
 @helper
-def _kfe_u(k, j, f, maskU, cosfac_t, cost, dxt):
-    """u east flux at T point (j, f+1): ``cosfac_t / (cost dxt[f+1]) mU[f+1] mU[f]``; times A_h_t[j, f+1]."""
+def _kfe_u(k, j, f, maskU, fric_ce_u):
+    """u east flux at T point (j, f+1): ``c_e mU[f+1] mU[f]``; times A_h_t[j, f+1]."""
     if f < 0 or f >= maskU.shape[2] - 1:
         return 0.0
-    return cosfac_t[j] / (cost[j] * dxt[f + 1]) * maskU[k, j, f + 1] * maskU[k, j, f]
+    return fric_ce_u[j, f] * maskU[k, j, f + 1] * maskU[k, j, f]
 
 
 @helper
-def _kfn_u(k, f, i, maskU, cosfac_u, cosu, dyu):
-    """u north flux at corner (f, i): ``cosfac_u / dyu mU[f+1] mU[f] cosu``; times A_h_z[f, i]."""
+def _kfn_u(k, f, i, maskU, fric_cn_u):
+    """u north flux at corner (f, i): ``c_n mU[f+1] mU[f]``; times A_h_z[f, i]."""
     if f < 0 or f >= maskU.shape[1] - 1:
         return 0.0
-    return cosfac_u[f] / dyu[f] * maskU[k, f + 1, i] * maskU[k, f, i] * cosu[f]
+    return fric_cn_u[f] * maskU[k, f + 1, i] * maskU[k, f, i]
 
 
 @helper
-def _kfe_v(k, j, f, maskV, cosfac_u, cosu, dxu):
-    """v east flux at corner (j, f): ``cosfac_u / (cosu dxu) mV[f+1] mV[f]``; times A_h_z[j, f]."""
+def _kfe_v(k, j, f, maskV, fric_ce_v):
+    """v east flux at corner (j, f): ``c_e mV[f+1] mV[f]``; times A_h_z[j, f]."""
     if f < 0 or f >= maskV.shape[2] - 1:
         return 0.0
-    return cosfac_u[j] / (cosu[j] * dxu[f]) * maskV[k, j, f + 1] * maskV[k, j, f]
+    return fric_ce_v[j, f] * maskV[k, j, f + 1] * maskV[k, j, f]
 
 
 @helper
-def _kfn_v(k, f, i, maskV, cosfac_t, cost, dyt):
-    """v north flux at T point (f+1, i): ``cosfac_t cost / dyt [f+1] mV[f] mV[f+1]``; times A_h_t[f+1, i]."""
+def _kfn_v(k, f, i, maskV, fric_cn_v):
+    """v north flux at T point (f+1, i): ``c_n mV[f] mV[f+1]``; times A_h_t[f+1, i]."""
     if f < 0 or f >= maskV.shape[1] - 1:
         return 0.0
-    return cosfac_t[f + 1] / dyt[f + 1] * cost[f + 1] * maskV[k, f, i] * maskV[k, f + 1, i]
+    return fric_cn_v[f] * maskV[k, f, i] * maskV[k, f + 1, i]
 
 
 @helper
@@ -360,25 +360,26 @@ def _tl_flux(A, dA, K, dq, d_dq):
 # the divergence at the two points it separates (flux f enters point f with +, f+1 with -)
 
 @helper
-def _wb(k, j, i, b, mask, s):
-    """Weighted adjoint ``mask b / s`` of the friction divergence at (k, j, i): 0 outside the interior."""
+def _wb(k, j, i, b, mask, r):
+    """Weighted adjoint ``mask b r`` (r: reciprocal metric) of the friction divergence at (k, j, i):
+    0 outside the interior."""
     if not in_interior(i, j, b.shape[2], b.shape[1]):
         return 0.0
-    return mask[k, j, i] * b[k, j, i] / s
+    return mask[k, j, i] * b[k, j, i] * r
 
 
 @helper
-def _rw(i, j, ni, nj, s):
-    """Reciprocal weight ``1 / s`` at interior points, 0 elsewhere."""
+def _rw(i, j, ni, nj, r):
+    """Weight r (a reciprocal metric) at interior points, 0 elsewhere."""
     if not in_interior(i, j, ni, nj):
         return 0.0
-    return 1.0 / s
+    return r
 
 
 @tangent_of(F.lateral_friction)
 def lateral_friction_tl(i, j, k, d_du_mix, d_dv_mix, d_du_mix_v, d_dv_mix_v, d_u, d_v, d_A_h_t, d_A_h_z, d_r_bot_u,
-                        d_r_bot_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v, cosfac_t, cosfac_u, maskU, maskV, kbot, cost,
-                        cosu, dxt, dxu, dyt, dyu):
+                        d_r_bot_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v, maskU, maskV, kbot, fric_ce_u,
+                        fric_cn_u, fric_ce_v, fric_cn_v, fric_rx_u, fric_ry_u, fric_rx_v, fric_ry_v):
     """Tangent of the friction tendency: ``d_du_mix = d_du_mix_v + mU [(dfe_i - dfe_{i-1}) / (cost dxu)
     + (dfn_j - dfn_{j-1}) / (cost dyt)] - mU (dr u + r du) [bottom cell]`` with ``dF = K (dA dq + A d(dq))``."""
     if not in_interior(i, j, u.shape[2], u.shape[1]):
@@ -386,28 +387,28 @@ def lateral_friction_tl(i, j, k, d_du_mix, d_dv_mix, d_du_mix_v, d_dv_mix_v, d_u
         d_dv_mix[k, j, i] = 0.0
         return
     # u: east faces i, i-1 (A_h_t at T columns i+1, i); north faces j, j-1 (A_h_z at corners)
-    fe1 = _tl_flux(A_h_t[j, i + 1], d_A_h_t[j, i + 1], _kfe_u(k, j, i, maskU, cosfac_t, cost, dxt),
+    fe1 = _tl_flux(A_h_t[j, i + 1], d_A_h_t[j, i + 1], _kfe_u(k, j, i, maskU, fric_ce_u),
                    u[k, j, i + 1] - u[k, j, i], d_u[k, j, i + 1] - d_u[k, j, i])
-    fe0 = _tl_flux(A_h_t[j, i], d_A_h_t[j, i], _kfe_u(k, j, i - 1, maskU, cosfac_t, cost, dxt),
+    fe0 = _tl_flux(A_h_t[j, i], d_A_h_t[j, i], _kfe_u(k, j, i - 1, maskU, fric_ce_u),
                    u[k, j, i] - u[k, j, i - 1], d_u[k, j, i] - d_u[k, j, i - 1])
-    fn1 = _tl_flux(A_h_z[j, i], d_A_h_z[j, i], _kfn_u(k, j, i, maskU, cosfac_u, cosu, dyu),
+    fn1 = _tl_flux(A_h_z[j, i], d_A_h_z[j, i], _kfn_u(k, j, i, maskU, fric_cn_u),
                    u[k, j + 1, i] - u[k, j, i], d_u[k, j + 1, i] - d_u[k, j, i])
-    fn0 = _tl_flux(A_h_z[j - 1, i], d_A_h_z[j - 1, i], _kfn_u(k, j - 1, i, maskU, cosfac_u, cosu, dyu),
+    fn0 = _tl_flux(A_h_z[j - 1, i], d_A_h_z[j - 1, i], _kfn_u(k, j - 1, i, maskU, fric_cn_u),
                    u[k, j, i] - u[k, j - 1, i], d_u[k, j, i] - d_u[k, j - 1, i])
-    a = d_du_mix_v[k, j, i] + maskU[k, j, i] * ((fe1 - fe0) / (cost[j] * dxu[i]) + (fn1 - fn0) / (cost[j] * dyt[j]))
+    a = d_du_mix_v[k, j, i] + maskU[k, j, i] * ((fe1 - fe0) * fric_rx_u[j, i] + (fn1 - fn0) * fric_ry_u[j])
     if k == F.bottom_level_u(j, i, kbot):
         a -= maskU[k, j, i] * (d_r_bot_u[j, i] * u[k, j, i] + r_bot_u[j, i] * d_u[k, j, i])
     d_du_mix[k, j, i] = a
     # v: east faces at corners (A_h_z), north faces at T rows j+1, j (A_h_t)
-    fe1 = _tl_flux(A_h_z[j, i], d_A_h_z[j, i], _kfe_v(k, j, i, maskV, cosfac_u, cosu, dxu),
+    fe1 = _tl_flux(A_h_z[j, i], d_A_h_z[j, i], _kfe_v(k, j, i, maskV, fric_ce_v),
                    v[k, j, i + 1] - v[k, j, i], d_v[k, j, i + 1] - d_v[k, j, i])
-    fe0 = _tl_flux(A_h_z[j, i - 1], d_A_h_z[j, i - 1], _kfe_v(k, j, i - 1, maskV, cosfac_u, cosu, dxu),
+    fe0 = _tl_flux(A_h_z[j, i - 1], d_A_h_z[j, i - 1], _kfe_v(k, j, i - 1, maskV, fric_ce_v),
                    v[k, j, i] - v[k, j, i - 1], d_v[k, j, i] - d_v[k, j, i - 1])
-    fn1 = _tl_flux(A_h_t[j + 1, i], d_A_h_t[j + 1, i], _kfn_v(k, j, i, maskV, cosfac_t, cost, dyt),
+    fn1 = _tl_flux(A_h_t[j + 1, i], d_A_h_t[j + 1, i], _kfn_v(k, j, i, maskV, fric_cn_v),
                    v[k, j + 1, i] - v[k, j, i], d_v[k, j + 1, i] - d_v[k, j, i])
-    fn0 = _tl_flux(A_h_t[j, i], d_A_h_t[j, i], _kfn_v(k, j - 1, i, maskV, cosfac_t, cost, dyt),
+    fn0 = _tl_flux(A_h_t[j, i], d_A_h_t[j, i], _kfn_v(k, j - 1, i, maskV, fric_cn_v),
                    v[k, j, i] - v[k, j - 1, i], d_v[k, j, i] - d_v[k, j - 1, i])
-    b = d_dv_mix_v[k, j, i] + maskV[k, j, i] * ((fe1 - fe0) / (cosu[j] * dxt[i]) + (fn1 - fn0) / (dyu[j] * cosu[j]))
+    b = d_dv_mix_v[k, j, i] + maskV[k, j, i] * ((fe1 - fe0) * fric_rx_v[j, i] + (fn1 - fn0) * fric_ry_v[j])
     if k == F.bottom_level_v(j, i, kbot):
         b -= maskV[k, j, i] * (d_r_bot_v[j, i] * v[k, j, i] + r_bot_v[j, i] * d_v[k, j, i])
     d_dv_mix[k, j, i] = b
@@ -415,8 +416,8 @@ def lateral_friction_tl(i, j, k, d_du_mix, d_dv_mix, d_du_mix_v, d_dv_mix_v, d_u
 
 @adjoint_of(F.lateral_friction)
 def lateral_friction_ad(i, j, k, b_du_mix_v, b_dv_mix_v, b_u, b_v, b_A_h_t, b_A_h_z, b_r_bot_u, b_r_bot_v, b_du_mix,
-                        b_dv_mix, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v, cosfac_t, cosfac_u, maskU, maskV, kbot, cost,
-                        cosu, dxt, dxu, dyt, dyu):
+                        b_dv_mix, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v, maskU, maskV, kbot, fric_ce_u,
+                        fric_cn_u, fric_ce_v, fric_cn_v, fric_rx_u, fric_ry_u, fric_rx_v, fric_ry_v):
     """Adjoint of the friction tendency, gathered at p = (k, j, i).  With the weighted adjoints
     ``ax_q = mU b_du_mix / (cost dxu)``, ``ay_q = mU b_du_mix / (cost dyt)`` at interior U points q
     (0 elsewhere), the east flux f has adjoint ``ax_f - ax_{f+1}`` and the north flux ``ay_f - ay_{f+1}``:
@@ -439,37 +440,37 @@ def lateral_friction_ad(i, j, k, b_du_mix_v, b_dv_mix_v, b_u, b_v, b_A_h_t, b_A_
         b_du_mix_v[k, j, i] += b_du_mix[k, j, i]
         b_dv_mix_v[k, j, i] += b_dv_mix[k, j, i]
     # --- u: d flux / d u_p = -A K for the faces east/north of p, +A K for west/south ---
-    ax0 = _wb(k, j, i, b_du_mix, maskU, cost[j] * dxu[i])
-    ay0 = _wb(k, j, i, b_du_mix, maskU, cost[j] * dyt[j])
+    ax0 = _wb(k, j, i, b_du_mix, maskU, fric_rx_u[j, i])
+    ay0 = _wb(k, j, i, b_du_mix, maskU, fric_ry_u[j])
     bu = 0.0
     if hasE:
-        bu -= (A_h_t[j, i + 1] * _kfe_u(k, j, i, maskU, cosfac_t, cost, dxt)
-               * (ax0 - _wb(k, j, i + 1, b_du_mix, maskU, cost[j] * dxu[i + 1])))
+        bu -= (A_h_t[j, i + 1] * _kfe_u(k, j, i, maskU, fric_ce_u)
+               * (ax0 - _wb(k, j, i + 1, b_du_mix, maskU, fric_rx_u[j, i + 1])))
     if hasW:
-        bu += (A_h_t[j, i] * _kfe_u(k, j, i - 1, maskU, cosfac_t, cost, dxt)
-               * (_wb(k, j, i - 1, b_du_mix, maskU, cost[j] * dxu[i - 1]) - ax0))
+        bu += (A_h_t[j, i] * _kfe_u(k, j, i - 1, maskU, fric_ce_u)
+               * (_wb(k, j, i - 1, b_du_mix, maskU, fric_rx_u[j, i - 1]) - ax0))
     if hasN:
-        bu -= (A_h_z[j, i] * _kfn_u(k, j, i, maskU, cosfac_u, cosu, dyu)
-               * (ay0 - _wb(k, j + 1, i, b_du_mix, maskU, cost[j + 1] * dyt[j + 1])))
+        bu -= (A_h_z[j, i] * _kfn_u(k, j, i, maskU, fric_cn_u)
+               * (ay0 - _wb(k, j + 1, i, b_du_mix, maskU, fric_ry_u[j + 1])))
     if hasS:
-        bu += (A_h_z[j - 1, i] * _kfn_u(k, j - 1, i, maskU, cosfac_u, cosu, dyu)
-               * (_wb(k, j - 1, i, b_du_mix, maskU, cost[j - 1] * dyt[j - 1]) - ay0))
+        bu += (A_h_z[j - 1, i] * _kfn_u(k, j - 1, i, maskU, fric_cn_u)
+               * (_wb(k, j - 1, i, b_du_mix, maskU, fric_ry_u[j - 1]) - ay0))
     # --- v: weights mV / (cosu dxt) and mV / (dyu cosu) ---
-    ax0 = _wb(k, j, i, b_dv_mix, maskV, cosu[j] * dxt[i])
-    ay0 = _wb(k, j, i, b_dv_mix, maskV, dyu[j] * cosu[j])
+    ax0 = _wb(k, j, i, b_dv_mix, maskV, fric_rx_v[j, i])
+    ay0 = _wb(k, j, i, b_dv_mix, maskV, fric_ry_v[j])
     bv = 0.0
     if hasE:
-        bv -= (A_h_z[j, i] * _kfe_v(k, j, i, maskV, cosfac_u, cosu, dxu)
-               * (ax0 - _wb(k, j, i + 1, b_dv_mix, maskV, cosu[j] * dxt[i + 1])))
+        bv -= (A_h_z[j, i] * _kfe_v(k, j, i, maskV, fric_ce_v)
+               * (ax0 - _wb(k, j, i + 1, b_dv_mix, maskV, fric_rx_v[j, i + 1])))
     if hasW:
-        bv += (A_h_z[j, i - 1] * _kfe_v(k, j, i - 1, maskV, cosfac_u, cosu, dxu)
-               * (_wb(k, j, i - 1, b_dv_mix, maskV, cosu[j] * dxt[i - 1]) - ax0))
+        bv += (A_h_z[j, i - 1] * _kfe_v(k, j, i - 1, maskV, fric_ce_v)
+               * (_wb(k, j, i - 1, b_dv_mix, maskV, fric_rx_v[j, i - 1]) - ax0))
     if hasN:
-        bv -= (A_h_t[j + 1, i] * _kfn_v(k, j, i, maskV, cosfac_t, cost, dyt)
-               * (ay0 - _wb(k, j + 1, i, b_dv_mix, maskV, dyu[j + 1] * cosu[j + 1])))
+        bv -= (A_h_t[j + 1, i] * _kfn_v(k, j, i, maskV, fric_cn_v)
+               * (ay0 - _wb(k, j + 1, i, b_dv_mix, maskV, fric_ry_v[j + 1])))
     if hasS:
-        bv += (A_h_t[j, i] * _kfn_v(k, j - 1, i, maskV, cosfac_t, cost, dyt)
-               * (_wb(k, j - 1, i, b_dv_mix, maskV, dyu[j - 1] * cosu[j - 1]) - ay0))
+        bv += (A_h_t[j, i] * _kfn_v(k, j - 1, i, maskV, fric_cn_v)
+               * (_wb(k, j - 1, i, b_dv_mix, maskV, fric_ry_v[j - 1]) - ay0))
     # --- bottom drag (bottom cell of interior columns; its thread also owns b_r_bot) ---
     if inner:
         if k == F.bottom_level_u(j, i, kbot):
@@ -489,18 +490,18 @@ def lateral_friction_ad(i, j, k, b_du_mix_v, b_dv_mix_v, b_u, b_v, b_A_h_t, b_A_
         jm = j - 1 if hasS else j
         jp = j + 1 if hasN else j
         # A_h_t[j, i]: u east face i-1 and v north face j-1; A_h_z[j, i]: u north face j, v east face i
-        keu = cosfac_t[j] / (cost[j] * dxt[i]) if hasW else 0.0
-        knv = cosfac_t[j] / dyt[j] * cost[j] if hasS else 0.0
-        knu = cosfac_u[j] / dyu[j] * cosu[j] if hasN else 0.0
-        kev = cosfac_u[j] / (cosu[j] * dxu[i]) if hasE else 0.0
-        rxu0 = _rw(im, j, NX, NY, cost[j] * dxu[im])
-        rxu1 = _rw(i, j, NX, NY, cost[j] * dxu[i])
-        ryu0 = _rw(i, j, NX, NY, cost[j] * dyt[j])
-        ryu1 = _rw(i, jp, NX, NY, cost[jp] * dyt[jp])
-        rxv0 = _rw(i, j, NX, NY, cosu[j] * dxt[i])
-        rxv1 = _rw(ip, j, NX, NY, cosu[j] * dxt[ip])
-        ryv0 = _rw(i, jm, NX, NY, dyu[jm] * cosu[jm])
-        ryv1 = _rw(i, j, NX, NY, dyu[j] * cosu[j])
+        keu = fric_ce_u[j, i - 1] if hasW else 0.0
+        knv = fric_cn_v[j - 1] if hasS else 0.0
+        knu = fric_cn_u[j] if hasN else 0.0
+        kev = fric_ce_v[j, i] if hasE else 0.0
+        rxu0 = _rw(im, j, NX, NY, fric_rx_u[j, im])
+        rxu1 = _rw(i, j, NX, NY, fric_rx_u[j, i])
+        ryu0 = _rw(i, j, NX, NY, fric_ry_u[j])
+        ryu1 = _rw(i, jp, NX, NY, fric_ry_u[jp])
+        rxv0 = _rw(i, j, NX, NY, fric_rx_v[j, i])
+        rxv1 = _rw(ip, j, NX, NY, fric_rx_v[j, ip])
+        ryv0 = _rw(i, jm, NX, NY, fric_ry_v[jm])
+        ryv1 = _rw(i, j, NX, NY, fric_ry_v[j])
         st = 0.0
         sz = 0.0
         for kk in range(nz):
@@ -540,35 +541,35 @@ def _in_dv(i, j, ni, nj):
 
 
 @helper
-def _wdu(k, j, i, b, s):
-    """Weighted adjoint ``0.5 b_diss_u / s`` at (k, j, i), 0 outside the diss_u domain."""
+def _wdu(k, j, i, b, r):
+    """Weighted adjoint ``0.5 b_diss_u r`` at (k, j, i), 0 outside the diss_u domain."""
     if not _in_du(i, j, b.shape[2], b.shape[1]):
         return 0.0
-    return 0.5 * b[k, j, i] / s
+    return 0.5 * b[k, j, i] * r
 
 
 @helper
-def _wdv(k, j, i, b, s):
-    """Weighted adjoint ``0.5 b_diss_v / s`` at (k, j, i), 0 outside the diss_v domain."""
+def _wdv(k, j, i, b, r):
+    """Weighted adjoint ``0.5 b_diss_v r`` at (k, j, i), 0 outside the diss_v domain."""
     if not _in_dv(i, j, b.shape[2], b.shape[1]):
         return 0.0
-    return 0.5 * b[k, j, i] / s
+    return 0.5 * b[k, j, i] * r
 
 
 @helper
-def _rdu(i, j, ni, nj, s):
-    """Weight ``0.5 / s`` inside the diss_u domain, 0 elsewhere."""
+def _rdu(i, j, ni, nj, r):
+    """Weight ``0.5 r`` inside the diss_u domain, 0 elsewhere."""
     if not _in_du(i, j, ni, nj):
         return 0.0
-    return 0.5 / s
+    return 0.5 * r
 
 
 @helper
-def _rdv(i, j, ni, nj, s):
-    """Weight ``0.5 / s`` inside the diss_v domain, 0 elsewhere."""
+def _rdv(i, j, ni, nj, r):
+    """Weight ``0.5 r`` inside the diss_v domain, 0 elsewhere."""
     if not _in_dv(i, j, ni, nj):
         return 0.0
-    return 0.5 / s
+    return 0.5 * r
 
 
 @helper
@@ -578,41 +579,43 @@ def _tl_sq(A, dA, K, dq, d_dq):
 
 
 @tangent_of(F.friction_dissipation)
-def friction_dissipation_tl(i, j, k, d_diss_u, d_diss_v, d_u, d_v, d_A_h_t, d_A_h_z, u, v, A_h_t, A_h_z, cosfac_t,
-                            cosfac_u, maskU, maskV, cost, cosu, dxt, dxu, dyt, dyu):
+def friction_dissipation_tl(i, j, k, d_diss_u, d_diss_v, d_u, d_v, d_A_h_t, d_A_h_z, u, v, A_h_t, A_h_z, maskU,
+                            maskV, fric_ce_u, fric_cn_u, fric_ce_v, fric_cn_v, fric_rx_u, fric_ry_u, fric_rx_v,
+                            fric_ry_v):
     """Tangent of ``diss_u = 0.5 (T_e,i + T_e,i-1) / (cost dxu) + 0.5 (T_n,j + T_n,j-1) / (cost dyt)``
     with face terms ``T = A K dq^2``: ``dT = K dq (dA dq + 2 A d(dq))``; diss_v likewise."""
     NY = u.shape[1]
     NX = u.shape[2]
     if i >= 1 and i < NX - 2 and j >= 2 and j < NY - 2:
-        e1 = _tl_sq(A_h_t[j, i + 1], d_A_h_t[j, i + 1], _kfe_u(k, j, i, maskU, cosfac_t, cost, dxt),
+        e1 = _tl_sq(A_h_t[j, i + 1], d_A_h_t[j, i + 1], _kfe_u(k, j, i, maskU, fric_ce_u),
                     u[k, j, i + 1] - u[k, j, i], d_u[k, j, i + 1] - d_u[k, j, i])
-        e0 = _tl_sq(A_h_t[j, i], d_A_h_t[j, i], _kfe_u(k, j, i - 1, maskU, cosfac_t, cost, dxt),
+        e0 = _tl_sq(A_h_t[j, i], d_A_h_t[j, i], _kfe_u(k, j, i - 1, maskU, fric_ce_u),
                     u[k, j, i] - u[k, j, i - 1], d_u[k, j, i] - d_u[k, j, i - 1])
-        n1 = _tl_sq(A_h_z[j, i], d_A_h_z[j, i], _kfn_u(k, j, i, maskU, cosfac_u, cosu, dyu),
+        n1 = _tl_sq(A_h_z[j, i], d_A_h_z[j, i], _kfn_u(k, j, i, maskU, fric_cn_u),
                     u[k, j + 1, i] - u[k, j, i], d_u[k, j + 1, i] - d_u[k, j, i])
-        n0 = _tl_sq(A_h_z[j - 1, i], d_A_h_z[j - 1, i], _kfn_u(k, j - 1, i, maskU, cosfac_u, cosu, dyu),
+        n0 = _tl_sq(A_h_z[j - 1, i], d_A_h_z[j - 1, i], _kfn_u(k, j - 1, i, maskU, fric_cn_u),
                     u[k, j, i] - u[k, j - 1, i], d_u[k, j, i] - d_u[k, j - 1, i])
-        d_diss_u[k, j, i] = 0.5 * (e1 + e0) / (cost[j] * dxu[i]) + 0.5 * (n1 + n0) / (cost[j] * dyt[j])
+        d_diss_u[k, j, i] = 0.5 * (e1 + e0) * fric_rx_u[j, i] + 0.5 * (n1 + n0) * fric_ry_u[j]
     else:
         d_diss_u[k, j, i] = 0.0
     if i >= 2 and i < NX - 2 and j >= 1 and j < NY - 2:
-        e1 = _tl_sq(A_h_z[j, i], d_A_h_z[j, i], _kfe_v(k, j, i, maskV, cosfac_u, cosu, dxu),
+        e1 = _tl_sq(A_h_z[j, i], d_A_h_z[j, i], _kfe_v(k, j, i, maskV, fric_ce_v),
                     v[k, j, i + 1] - v[k, j, i], d_v[k, j, i + 1] - d_v[k, j, i])
-        e0 = _tl_sq(A_h_z[j, i - 1], d_A_h_z[j, i - 1], _kfe_v(k, j, i - 1, maskV, cosfac_u, cosu, dxu),
+        e0 = _tl_sq(A_h_z[j, i - 1], d_A_h_z[j, i - 1], _kfe_v(k, j, i - 1, maskV, fric_ce_v),
                     v[k, j, i] - v[k, j, i - 1], d_v[k, j, i] - d_v[k, j, i - 1])
-        n1 = _tl_sq(A_h_t[j + 1, i], d_A_h_t[j + 1, i], _kfn_v(k, j, i, maskV, cosfac_t, cost, dyt),
+        n1 = _tl_sq(A_h_t[j + 1, i], d_A_h_t[j + 1, i], _kfn_v(k, j, i, maskV, fric_cn_v),
                     v[k, j + 1, i] - v[k, j, i], d_v[k, j + 1, i] - d_v[k, j, i])
-        n0 = _tl_sq(A_h_t[j, i], d_A_h_t[j, i], _kfn_v(k, j - 1, i, maskV, cosfac_t, cost, dyt),
+        n0 = _tl_sq(A_h_t[j, i], d_A_h_t[j, i], _kfn_v(k, j - 1, i, maskV, fric_cn_v),
                     v[k, j, i] - v[k, j - 1, i], d_v[k, j, i] - d_v[k, j - 1, i])
-        d_diss_v[k, j, i] = 0.5 * (e1 + e0) / (cosu[j] * dxt[i]) + 0.5 * (n1 + n0) / (cosu[j] * dyu[j])
+        d_diss_v[k, j, i] = 0.5 * (e1 + e0) * fric_rx_v[j, i] + 0.5 * (n1 + n0) * fric_ry_v[j]
     else:
         d_diss_v[k, j, i] = 0.0
 
 
 @adjoint_of(F.friction_dissipation)
-def friction_dissipation_ad(i, j, k, b_u, b_v, b_A_h_t, b_A_h_z, b_diss_u, b_diss_v, u, v, A_h_t, A_h_z, cosfac_t,
-                            cosfac_u, maskU, maskV, cost, cosu, dxt, dxu, dyt, dyu):
+def friction_dissipation_ad(i, j, k, b_u, b_v, b_A_h_t, b_A_h_z, b_diss_u, b_diss_v, u, v, A_h_t, A_h_z, maskU,
+                            maskV, fric_ce_u, fric_cn_u, fric_ce_v, fric_cn_v, fric_rx_u, fric_ry_u, fric_rx_v,
+                            fric_ry_v):
     """Adjoint of the friction dissipation, gathered at p = (k, j, i).  The adjoint of a face term
     is ``b_T = wx_f + wx_{f+1}`` (east faces, ``wx_q = 0.5 b_diss_u[q] / (cost dxu_q)`` inside the
     diss_u domain) or ``wy_f + wy_{f+1}`` (north faces, ``0.5 b_diss_u / (cost dyt)``), V metrics
@@ -624,37 +627,37 @@ def friction_dissipation_ad(i, j, k, b_u, b_v, b_A_h_t, b_A_h_z, b_diss_u, b_dis
     hasN = j + 1 < NY
     hasS = j >= 1
     # --- u: east faces i (u_p is q_0) and i-1 (u_p is q_1); north faces at corners j, j-1 ---
-    wx0 = _wdu(k, j, i, b_diss_u, cost[j] * dxu[i])
-    wy0 = _wdu(k, j, i, b_diss_u, cost[j] * dyt[j])
+    wx0 = _wdu(k, j, i, b_diss_u, fric_rx_u[j, i])
+    wy0 = _wdu(k, j, i, b_diss_u, fric_ry_u[j])
     bu = 0.0
     if hasE:
-        bu -= (2.0 * A_h_t[j, i + 1] * _kfe_u(k, j, i, maskU, cosfac_t, cost, dxt) * (u[k, j, i + 1] - u[k, j, i])
-               * (wx0 + _wdu(k, j, i + 1, b_diss_u, cost[j] * dxu[i + 1])))
+        bu -= (2.0 * A_h_t[j, i + 1] * _kfe_u(k, j, i, maskU, fric_ce_u) * (u[k, j, i + 1] - u[k, j, i])
+               * (wx0 + _wdu(k, j, i + 1, b_diss_u, fric_rx_u[j, i + 1])))
     if hasW:
-        bu += (2.0 * A_h_t[j, i] * _kfe_u(k, j, i - 1, maskU, cosfac_t, cost, dxt) * (u[k, j, i] - u[k, j, i - 1])
-               * (_wdu(k, j, i - 1, b_diss_u, cost[j] * dxu[i - 1]) + wx0))
+        bu += (2.0 * A_h_t[j, i] * _kfe_u(k, j, i - 1, maskU, fric_ce_u) * (u[k, j, i] - u[k, j, i - 1])
+               * (_wdu(k, j, i - 1, b_diss_u, fric_rx_u[j, i - 1]) + wx0))
     if hasN:
-        bu -= (2.0 * A_h_z[j, i] * _kfn_u(k, j, i, maskU, cosfac_u, cosu, dyu) * (u[k, j + 1, i] - u[k, j, i])
-               * (wy0 + _wdu(k, j + 1, i, b_diss_u, cost[j + 1] * dyt[j + 1])))
+        bu -= (2.0 * A_h_z[j, i] * _kfn_u(k, j, i, maskU, fric_cn_u) * (u[k, j + 1, i] - u[k, j, i])
+               * (wy0 + _wdu(k, j + 1, i, b_diss_u, fric_ry_u[j + 1])))
     if hasS:
-        bu += (2.0 * A_h_z[j - 1, i] * _kfn_u(k, j - 1, i, maskU, cosfac_u, cosu, dyu) * (u[k, j, i] - u[k, j - 1, i])
-               * (_wdu(k, j - 1, i, b_diss_u, cost[j - 1] * dyt[j - 1]) + wy0))
+        bu += (2.0 * A_h_z[j - 1, i] * _kfn_u(k, j - 1, i, maskU, fric_cn_u) * (u[k, j, i] - u[k, j - 1, i])
+               * (_wdu(k, j - 1, i, b_diss_u, fric_ry_u[j - 1]) + wy0))
     # --- v: east faces at corners (j, i), (j, i-1); north faces at T rows j+1, j ---
-    wx0 = _wdv(k, j, i, b_diss_v, cosu[j] * dxt[i])
-    wy0 = _wdv(k, j, i, b_diss_v, cosu[j] * dyu[j])
+    wx0 = _wdv(k, j, i, b_diss_v, fric_rx_v[j, i])
+    wy0 = _wdv(k, j, i, b_diss_v, fric_ry_v[j])
     bv = 0.0
     if hasE:
-        bv -= (2.0 * A_h_z[j, i] * _kfe_v(k, j, i, maskV, cosfac_u, cosu, dxu) * (v[k, j, i + 1] - v[k, j, i])
-               * (wx0 + _wdv(k, j, i + 1, b_diss_v, cosu[j] * dxt[i + 1])))
+        bv -= (2.0 * A_h_z[j, i] * _kfe_v(k, j, i, maskV, fric_ce_v) * (v[k, j, i + 1] - v[k, j, i])
+               * (wx0 + _wdv(k, j, i + 1, b_diss_v, fric_rx_v[j, i + 1])))
     if hasW:
-        bv += (2.0 * A_h_z[j, i - 1] * _kfe_v(k, j, i - 1, maskV, cosfac_u, cosu, dxu) * (v[k, j, i] - v[k, j, i - 1])
-               * (_wdv(k, j, i - 1, b_diss_v, cosu[j] * dxt[i - 1]) + wx0))
+        bv += (2.0 * A_h_z[j, i - 1] * _kfe_v(k, j, i - 1, maskV, fric_ce_v) * (v[k, j, i] - v[k, j, i - 1])
+               * (_wdv(k, j, i - 1, b_diss_v, fric_rx_v[j, i - 1]) + wx0))
     if hasN:
-        bv -= (2.0 * A_h_t[j + 1, i] * _kfn_v(k, j, i, maskV, cosfac_t, cost, dyt) * (v[k, j + 1, i] - v[k, j, i])
-               * (wy0 + _wdv(k, j + 1, i, b_diss_v, cosu[j + 1] * dyu[j + 1])))
+        bv -= (2.0 * A_h_t[j + 1, i] * _kfn_v(k, j, i, maskV, fric_cn_v) * (v[k, j + 1, i] - v[k, j, i])
+               * (wy0 + _wdv(k, j + 1, i, b_diss_v, fric_ry_v[j + 1])))
     if hasS:
-        bv += (2.0 * A_h_t[j, i] * _kfn_v(k, j - 1, i, maskV, cosfac_t, cost, dyt) * (v[k, j, i] - v[k, j - 1, i])
-               * (_wdv(k, j - 1, i, b_diss_v, cosu[j - 1] * dyu[j - 1]) + wy0))
+        bv += (2.0 * A_h_t[j, i] * _kfn_v(k, j - 1, i, maskV, fric_cn_v) * (v[k, j, i] - v[k, j - 1, i])
+               * (_wdv(k, j - 1, i, b_diss_v, fric_ry_v[j - 1]) + wy0))
     b_u[k, j, i] += bu
     b_v[k, j, i] += bv
     # --- viscosity fields, one thread per column (one loop over the levels).  The metric factors
@@ -666,18 +669,18 @@ def friction_dissipation_ad(i, j, k, b_u, b_v, b_A_h_t, b_A_h_z, b_diss_u, b_dis
         jm = j - 1 if hasS else j
         jp = j + 1 if hasN else j
         # A_h_t[j, i]: u east face i-1 and v north face j-1; A_h_z[j, i]: u north face j, v east face i
-        keu = cosfac_t[j] / (cost[j] * dxt[i]) if hasW else 0.0
-        knv = cosfac_t[j] / dyt[j] * cost[j] if hasS else 0.0
-        knu = cosfac_u[j] / dyu[j] * cosu[j] if hasN else 0.0
-        kev = cosfac_u[j] / (cosu[j] * dxu[i]) if hasE else 0.0
-        rxu0 = _rdu(im, j, NX, NY, cost[j] * dxu[im])
-        rxu1 = _rdu(i, j, NX, NY, cost[j] * dxu[i])
-        ryu0 = _rdu(i, j, NX, NY, cost[j] * dyt[j])
-        ryu1 = _rdu(i, jp, NX, NY, cost[jp] * dyt[jp])
-        rxv0 = _rdv(i, j, NX, NY, cosu[j] * dxt[i])
-        rxv1 = _rdv(ip, j, NX, NY, cosu[j] * dxt[ip])
-        ryv0 = _rdv(i, jm, NX, NY, cosu[jm] * dyu[jm])
-        ryv1 = _rdv(i, j, NX, NY, cosu[j] * dyu[j])
+        keu = fric_ce_u[j, i - 1] if hasW else 0.0
+        knv = fric_cn_v[j - 1] if hasS else 0.0
+        knu = fric_cn_u[j] if hasN else 0.0
+        kev = fric_ce_v[j, i] if hasE else 0.0
+        rxu0 = _rdu(im, j, NX, NY, fric_rx_u[j, im])
+        rxu1 = _rdu(i, j, NX, NY, fric_rx_u[j, i])
+        ryu0 = _rdu(i, j, NX, NY, fric_ry_u[j])
+        ryu1 = _rdu(i, jp, NX, NY, fric_ry_u[jp])
+        rxv0 = _rdv(i, j, NX, NY, fric_rx_v[j, i])
+        rxv1 = _rdv(ip, j, NX, NY, fric_rx_v[j, ip])
+        ryv0 = _rdv(i, jm, NX, NY, fric_ry_v[jm])
+        ryv1 = _rdv(i, j, NX, NY, fric_ry_v[j])
         st = 0.0
         sz = 0.0
         for kk in range(nz):

@@ -181,40 +181,75 @@ def implicit_vert_friction(i, j, k, du_mix_v, dv_mix_v, scr_cp, scr_col, scr_col
 # harmonic lateral friction (cos scaling, free slip) and linear bottom drag
 # ---------------------------------------------------------------------------
 
+def friction_metrics(grid, cos_power):
+    """Coefficients of the harmonic friction fluxes and divergences (grid and cos power only).
+
+    With ``cfT = cost**p``, ``cfU = cosu**p`` (p = hor_friction_cosPower), ``NX``/``NY`` the
+    halo-inclusive sizes:
+
+    * ``fric_ce_u[j, i] = cfT_j / (cost_j dxt_{i+1})`` (east flux of u at T point (j, i+1)),
+    * ``fric_cn_u[j] = cfU_j cosu_j / dyu_j`` (north flux of u at corner row j),
+    * ``fric_ce_v[j, i] = cfU_j / (cosu_j dxu_i)`` (east flux of v at corner (j, i)),
+    * ``fric_cn_v[j] = cfT_{j+1} cost_{j+1} / dyt_{j+1}`` (north flux of v at T row j+1),
+
+    each 0 on the last column / row (no face there), and the reciprocal divergence metrics
+    ``fric_rx_u = 1 / (cost dxu)``, ``fric_ry_u = 1 / (cost dyt)`` (U points),
+    ``fric_rx_v = 1 / (cosu dxt)``, ``fric_ry_v = 1 / (dyu cosu)`` (V points).  A flux is then
+    ``A c (q_1 - q_0) m_1 m_0`` and a divergence ``(f_1 - f_0) r``: no division per grid point
+    (measured at 0.25 deg: friction and its dissipation in 0.65 of the time with divisions).
+    """
+    cost, cosu = np.asarray(grid.cost, float), np.asarray(grid.cosu, float)
+    dxt, dxu = np.asarray(grid.dxt, float), np.asarray(grid.dxu, float)
+    dyt, dyu = np.asarray(grid.dyt, float), np.asarray(grid.dyu, float)
+    cft, cfu = cost ** cos_power, cosu ** cos_power
+    ce_u = np.zeros((cost.size, dxt.size))
+    ce_u[:, :-1] = cft[:, None] / (cost[:, None] * dxt[None, 1:])
+    cn_u = np.zeros(cost.size)
+    cn_u[:-1] = cfu[:-1] / dyu[:-1] * cosu[:-1]
+    ce_v = np.zeros((cost.size, dxt.size))
+    ce_v[:, :-1] = cfu[:, None] / (cosu[:, None] * dxu[None, :-1])
+    cn_v = np.zeros(cost.size)
+    cn_v[:-1] = cft[1:] / dyt[1:] * cost[1:]
+    return {"fric_ce_u": ce_u, "fric_cn_u": cn_u, "fric_ce_v": ce_v, "fric_cn_v": cn_v,
+            "fric_rx_u": 1.0 / (cost[:, None] * dxu[None, :]), "fric_ry_u": 1.0 / (cost * dyt),
+            "fric_rx_v": 1.0 / (cosu[:, None] * dxt[None, :]), "fric_ry_v": 1.0 / (dyu * cosu)}
+
+
+#: the friction_metrics arrays in kernel argument order
+FRICTION_METRICS = ("fric_ce_u", "fric_cn_u", "fric_ce_v", "fric_cn_v", "fric_rx_u", "fric_ry_u", "fric_rx_v",
+                    "fric_ry_v")
+
+
 @device
-def hfric_fe_u(k, j, i, u, maskU, A_h_t, cosfac_t, cost, dxt):
-    """East flux of u at T point (j, i+1): A_h cost^p (u_{i+1} - u_i) / (cost dxt_{i+1}) mU mU."""
+def hfric_fe_u(k, j, i, u, maskU, A_h_t, fric_ce_u):
+    """East flux of u at T point (j, i+1): ``A_h_t c_e (u_{i+1} - u_i) mU mU``."""
     if i >= u.shape[2] - 1:
         return 0.0
-    return (A_h_t[j, i + 1] * cosfac_t[j] * (u[k, j, i + 1] - u[k, j, i]) / (cost[j] * dxt[i + 1])
-            * maskU[k, j, i + 1] * maskU[k, j, i])
+    return A_h_t[j, i + 1] * fric_ce_u[j, i] * (u[k, j, i + 1] - u[k, j, i]) * maskU[k, j, i + 1] * maskU[k, j, i]
 
 
 @device
-def hfric_fn_u(k, j, i, u, maskU, A_h_z, cosfac_u, cosu, dyu):
-    """North flux of u at corner (j, i): A_h cosu^p (u_{j+1} - u_j) / dyu mU mU cosu."""
+def hfric_fn_u(k, j, i, u, maskU, A_h_z, fric_cn_u):
+    """North flux of u at corner (j, i): ``A_h_z c_n (u_{j+1} - u_j) mU mU``."""
     if j >= u.shape[1] - 1:
         return 0.0
-    return (A_h_z[j, i] * cosfac_u[j] * (u[k, j + 1, i] - u[k, j, i]) / dyu[j]
-            * maskU[k, j + 1, i] * maskU[k, j, i] * cosu[j])
+    return A_h_z[j, i] * fric_cn_u[j] * (u[k, j + 1, i] - u[k, j, i]) * maskU[k, j + 1, i] * maskU[k, j, i]
 
 
 @device
-def hfric_fe_v(k, j, i, v, maskV, A_h_z, cosfac_u, cosu, dxu):
-    """East flux of v at corner (j, i): A_h cosu^p (v_{i+1} - v_i) / (cosu dxu) mV mV."""
+def hfric_fe_v(k, j, i, v, maskV, A_h_z, fric_ce_v):
+    """East flux of v at corner (j, i): ``A_h_z c_e (v_{i+1} - v_i) mV mV``."""
     if i >= v.shape[2] - 1:
         return 0.0
-    return (A_h_z[j, i] * cosfac_u[j] * (v[k, j, i + 1] - v[k, j, i]) / (cosu[j] * dxu[i])
-            * maskV[k, j, i + 1] * maskV[k, j, i])
+    return A_h_z[j, i] * fric_ce_v[j, i] * (v[k, j, i + 1] - v[k, j, i]) * maskV[k, j, i + 1] * maskV[k, j, i]
 
 
 @device
-def hfric_fn_v(k, j, i, v, maskV, A_h_t, cosfac_t, cost, dyt):
-    """North flux of v at T point (j+1, i): A_h cost^p (v_{j+1} - v_j) / dyt cost mV mV."""
+def hfric_fn_v(k, j, i, v, maskV, A_h_t, fric_cn_v):
+    """North flux of v at T point (j+1, i): ``A_h_t c_n (v_{j+1} - v_j) mV mV``."""
     if j >= v.shape[1] - 1:
         return 0.0
-    return (A_h_t[j + 1, i] * cosfac_t[j + 1] * (v[k, j + 1, i] - v[k, j, i]) / dyt[j + 1] * cost[j + 1]
-            * maskV[k, j, i] * maskV[k, j + 1, i])
+    return A_h_t[j + 1, i] * fric_cn_v[j] * (v[k, j + 1, i] - v[k, j, i]) * maskV[k, j, i] * maskV[k, j + 1, i]
 
 
 @device
@@ -227,28 +262,29 @@ def bottom_level_v(j, i, kbot):
     return imax(kbot[j, i], kbot[j + 1, i]) - 1
 
 
-def _ref_lateral_friction(du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v, cosfac_t, cosfac_u, maskU,
-                          maskV, kbot, cost, cosu, dxt, dxu, dyt, dyu):
+def _ref_fluxes(q, mask, A_e, c_e, A_n, c_n):
+    """East and north harmonic fluxes of q (NumPy): ``A c (q_1 - q_0) m_1 m_0``, 0 on the last column/row."""
+    fe = np.zeros_like(q)
+    fn = np.zeros_like(q)
+    fe[:, :, :-1] = A_e[None] * c_e[None, :, :-1] * (q[:, :, 1:] - q[:, :, :-1]) * mask[:, :, 1:] * mask[:, :, :-1]
+    fn[:, :-1, :] = A_n[None] * c_n[None, :-1, None] * (q[:, 1:, :] - q[:, :-1, :]) * mask[:, 1:, :] * mask[:, :-1, :]
+    return fe, fn
+
+
+def _ref_lateral_friction(du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v, maskU, maskV, kbot,
+                          fric_ce_u, fric_cn_u, fric_ce_v, fric_cn_v, fric_rx_u, fric_ry_u, fric_rx_v, fric_ry_v):
     nz = u.shape[0]
-    fe = np.zeros_like(u)
-    fn = np.zeros_like(u)
-    fe[:, :, :-1] = (A_h_t[None, :, 1:] * cosfac_t[None, :, None] * (u[:, :, 1:] - u[:, :, :-1])
-                     / (cost[None, :, None] * dxt[None, None, 1:]) * maskU[:, :, 1:] * maskU[:, :, :-1])
-    fn[:, :-1, :] = (A_h_z[None, :-1, :] * cosfac_u[None, :-1, None] * (u[:, 1:, :] - u[:, :-1, :])
-                     / dyu[None, :-1, None] * maskU[:, 1:, :] * maskU[:, :-1, :] * cosu[None, :-1, None])
-    du = np.zeros_like(u)
     s = (slice(None), slice(2, -2), slice(2, -2))
-    du[s] = du_mix_v[s] + maskU[s] * ((fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) / (cost[None, 2:-2, None] * dxu[None, None, 2:-2])
-                                      + (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (cost[None, 2:-2, None] * dyt[None, 2:-2, None]))
-    fe = np.zeros_like(v)
-    fn = np.zeros_like(v)
-    fe[:, :, :-1] = (A_h_z[None, :, :-1] * cosfac_u[None, :, None] * (v[:, :, 1:] - v[:, :, :-1])
-                     / (cosu[None, :, None] * dxu[None, None, :-1]) * maskV[:, :, 1:] * maskV[:, :, :-1])
-    fn[:, :-1, :] = (A_h_t[None, 1:, :] * cosfac_t[None, 1:, None] * (v[:, 1:, :] - v[:, :-1, :]) / dyt[None, 1:, None]
-                     * cost[None, 1:, None] * maskV[:, :-1, :] * maskV[:, 1:, :])
-    dv = np.zeros_like(v)
-    dv[s] = dv_mix_v[s] + maskV[s] * ((fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) / (cosu[None, 2:-2, None] * dxt[None, None, 2:-2])
-                                      + (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (dyu[None, 2:-2, None] * cosu[None, 2:-2, None]))
+    out = []
+    for q, mask, A_e, c_e, A_n, c_n, rx, ry, base in (
+            (u, maskU, A_h_t[:, 1:], fric_ce_u, A_h_z[:-1, :], fric_cn_u, fric_rx_u, fric_ry_u, du_mix_v),
+            (v, maskV, A_h_z[:, :-1], fric_ce_v, A_h_t[1:, :], fric_cn_v, fric_rx_v, fric_ry_v, dv_mix_v)):
+        fe, fn = _ref_fluxes(q, mask, A_e, c_e, A_n, c_n)
+        d = np.zeros_like(q)
+        d[s] = base[s] + mask[s] * ((fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) * rx[None, 2:-2, 2:-2]
+                                    + (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) * ry[None, 2:-2, None])
+        out.append(d)
+    du, dv = out
     ks = np.arange(nz)[:, None, None]
     ku = np.maximum(kbot[:, :-1], kbot[:, 1:]) - 1
     bu = np.zeros_like(u)
@@ -264,32 +300,33 @@ def _ref_lateral_friction(du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot
 @kernel("3d", outputs=("du_mix", "dv_mix"), reference=_ref_lateral_friction,
         active=("du_mix_v", "dv_mix_v", "u", "v", "A_h_t", "A_h_z", "r_bot_u", "r_bot_v"), split=True, same_shapes=True)
 def lateral_friction(i, j, k, du_mix, dv_mix, du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v,
-                     cosfac_t, cosfac_u, maskU, maskV, kbot, cost, cosu, dxt, dxu, dyt, dyu):
+                     maskU, maskV, kbot, fric_ce_u, fric_cn_u, fric_ce_v, fric_cn_v, fric_rx_u, fric_ry_u,
+                     fric_rx_v, fric_ry_v):
     """Friction tendency ``du_mix = du_mix_v + harmonic(u) - r_bot u [bottom cell]`` (U; V likewise).
 
     Harmonic part (Veros ``harmonic_friction`` with cos scaling, free slip):
-    ``maskU [(fe_i - fe_{i-1}) / (cost dxu) + (fn_j - fn_{j-1}) / (cost dyt)]``;
-    bottom drag acts on the deepest wet cell only and is *not* divided by dz.
-    cosfac_t = cost**p, cosfac_u = cosu**p with p = hor_friction_cosPower.
+    ``maskU [(fe_i - fe_{i-1}) / (cost dxu) + (fn_j - fn_{j-1}) / (cost dyt)]`` with the fluxes
+    and reciprocal metrics of :func:`friction_metrics`; bottom drag acts on the deepest wet
+    cell only and is *not* divided by dz.
     """
     if not in_interior(i, j, u.shape[2], u.shape[1]):
         du_mix[k, j, i] = 0.0
         dv_mix[k, j, i] = 0.0
         return
     hu = maskU[k, j, i] * (
-        (hfric_fe_u(k, j, i, u, maskU, A_h_t, cosfac_t, cost, dxt)
-         - hfric_fe_u(k, j, i - 1, u, maskU, A_h_t, cosfac_t, cost, dxt)) / (cost[j] * dxu[i])
-        + (hfric_fn_u(k, j, i, u, maskU, A_h_z, cosfac_u, cosu, dyu)
-           - hfric_fn_u(k, j - 1, i, u, maskU, A_h_z, cosfac_u, cosu, dyu)) / (cost[j] * dyt[j]))
+        (hfric_fe_u(k, j, i, u, maskU, A_h_t, fric_ce_u) - hfric_fe_u(k, j, i - 1, u, maskU, A_h_t, fric_ce_u))
+        * fric_rx_u[j, i]
+        + (hfric_fn_u(k, j, i, u, maskU, A_h_z, fric_cn_u) - hfric_fn_u(k, j - 1, i, u, maskU, A_h_z, fric_cn_u))
+        * fric_ry_u[j])
     a = du_mix_v[k, j, i] + hu
     if k == bottom_level_u(j, i, kbot):
         a = a + (-maskU[k, j, i] * r_bot_u[j, i] * u[k, j, i])
     du_mix[k, j, i] = a
     hv = maskV[k, j, i] * (
-        (hfric_fe_v(k, j, i, v, maskV, A_h_z, cosfac_u, cosu, dxu)
-         - hfric_fe_v(k, j, i - 1, v, maskV, A_h_z, cosfac_u, cosu, dxu)) / (cosu[j] * dxt[i])
-        + (hfric_fn_v(k, j, i, v, maskV, A_h_t, cosfac_t, cost, dyt)
-           - hfric_fn_v(k, j - 1, i, v, maskV, A_h_t, cosfac_t, cost, dyt)) / (dyu[j] * cosu[j]))
+        (hfric_fe_v(k, j, i, v, maskV, A_h_z, fric_ce_v) - hfric_fe_v(k, j, i - 1, v, maskV, A_h_z, fric_ce_v))
+        * fric_rx_v[j, i]
+        + (hfric_fn_v(k, j, i, v, maskV, A_h_t, fric_cn_v) - hfric_fn_v(k, j - 1, i, v, maskV, A_h_t, fric_cn_v))
+        * fric_ry_v[j])
     b = dv_mix_v[k, j, i] + hv
     if k == bottom_level_v(j, i, kbot):
         b = b + (-maskV[k, j, i] * r_bot_v[j, i] * v[k, j, i])
@@ -301,69 +338,58 @@ def lateral_friction(i, j, k, du_mix, dv_mix, du_mix_v, dv_mix_v, u, v, A_h_t, A
 # ---------------------------------------------------------------------------
 
 @device
-def diss_u_at(k, j, i, u, maskU, A_h_t, A_h_z, cosfac_t, cosfac_u, cost, cosu, dxt, dxu, dyt, dyu):
-    fe1 = hfric_fe_u(k, j, i, u, maskU, A_h_t, cosfac_t, cost, dxt)
-    fe0 = hfric_fe_u(k, j, i - 1, u, maskU, A_h_t, cosfac_t, cost, dxt)
-    fn1 = hfric_fn_u(k, j, i, u, maskU, A_h_z, cosfac_u, cosu, dyu)
-    fn0 = hfric_fn_u(k, j - 1, i, u, maskU, A_h_z, cosfac_u, cosu, dyu)
-    return (0.5 * ((u[k, j, i + 1] - u[k, j, i]) * fe1 + (u[k, j, i] - u[k, j, i - 1]) * fe0) / (cost[j] * dxu[i])
-            + 0.5 * ((u[k, j + 1, i] - u[k, j, i]) * fn1 + (u[k, j, i] - u[k, j - 1, i]) * fn0) / (cost[j] * dyt[j]))
+def diss_u_at(k, j, i, u, maskU, A_h_t, A_h_z, fric_ce_u, fric_cn_u, fric_rx_u, fric_ry_u):
+    fe1 = hfric_fe_u(k, j, i, u, maskU, A_h_t, fric_ce_u)
+    fe0 = hfric_fe_u(k, j, i - 1, u, maskU, A_h_t, fric_ce_u)
+    fn1 = hfric_fn_u(k, j, i, u, maskU, A_h_z, fric_cn_u)
+    fn0 = hfric_fn_u(k, j - 1, i, u, maskU, A_h_z, fric_cn_u)
+    return (0.5 * ((u[k, j, i + 1] - u[k, j, i]) * fe1 + (u[k, j, i] - u[k, j, i - 1]) * fe0) * fric_rx_u[j, i]
+            + 0.5 * ((u[k, j + 1, i] - u[k, j, i]) * fn1 + (u[k, j, i] - u[k, j - 1, i]) * fn0) * fric_ry_u[j])
 
 
 @device
-def diss_v_at(k, j, i, v, maskV, A_h_t, A_h_z, cosfac_t, cosfac_u, cost, cosu, dxt, dxu, dyt, dyu):
-    fe1 = hfric_fe_v(k, j, i, v, maskV, A_h_z, cosfac_u, cosu, dxu)
-    fe0 = hfric_fe_v(k, j, i - 1, v, maskV, A_h_z, cosfac_u, cosu, dxu)
-    fn1 = hfric_fn_v(k, j, i, v, maskV, A_h_t, cosfac_t, cost, dyt)
-    fn0 = hfric_fn_v(k, j - 1, i, v, maskV, A_h_t, cosfac_t, cost, dyt)
-    return (0.5 * ((v[k, j, i + 1] - v[k, j, i]) * fe1 + (v[k, j, i] - v[k, j, i - 1]) * fe0) / (cosu[j] * dxt[i])
-            + 0.5 * ((v[k, j + 1, i] - v[k, j, i]) * fn1 + (v[k, j, i] - v[k, j - 1, i]) * fn0) / (cosu[j] * dyu[j]))
+def diss_v_at(k, j, i, v, maskV, A_h_t, A_h_z, fric_ce_v, fric_cn_v, fric_rx_v, fric_ry_v):
+    fe1 = hfric_fe_v(k, j, i, v, maskV, A_h_z, fric_ce_v)
+    fe0 = hfric_fe_v(k, j, i - 1, v, maskV, A_h_z, fric_ce_v)
+    fn1 = hfric_fn_v(k, j, i, v, maskV, A_h_t, fric_cn_v)
+    fn0 = hfric_fn_v(k, j - 1, i, v, maskV, A_h_t, fric_cn_v)
+    return (0.5 * ((v[k, j, i + 1] - v[k, j, i]) * fe1 + (v[k, j, i] - v[k, j, i - 1]) * fe0) * fric_rx_v[j, i]
+            + 0.5 * ((v[k, j + 1, i] - v[k, j, i]) * fn1 + (v[k, j, i] - v[k, j - 1, i]) * fn0) * fric_ry_v[j])
 
 
-def _ref_friction_dissipation(u, v, A_h_t, A_h_z, cosfac_t, cosfac_u, maskU, maskV, cost, cosu, dxt, dxu, dyt, dyu):
-    fe = np.zeros_like(u)
-    fn = np.zeros_like(u)
-    fe[:, :, :-1] = (A_h_t[None, :, 1:] * cosfac_t[None, :, None] * (u[:, :, 1:] - u[:, :, :-1])
-                     / (cost[None, :, None] * dxt[None, None, 1:]) * maskU[:, :, 1:] * maskU[:, :, :-1])
-    fn[:, :-1, :] = (A_h_z[None, :-1, :] * cosfac_u[None, :-1, None] * (u[:, 1:, :] - u[:, :-1, :])
-                     / dyu[None, :-1, None] * maskU[:, 1:, :] * maskU[:, :-1, :] * cosu[None, :-1, None])
+def _ref_friction_dissipation(u, v, A_h_t, A_h_z, maskU, maskV, fric_ce_u, fric_cn_u, fric_ce_v, fric_cn_v,
+                              fric_rx_u, fric_ry_u, fric_rx_v, fric_ry_v):
+    fe, fn = _ref_fluxes(u, maskU, A_h_t[:, 1:], fric_ce_u, A_h_z[:-1, :], fric_cn_u)
     du = np.zeros_like(u)
     du[:, 2:-2, 1:-2] = (0.5 * ((u[:, 2:-2, 2:-1] - u[:, 2:-2, 1:-2]) * fe[:, 2:-2, 1:-2]
-                                + (u[:, 2:-2, 1:-2] - u[:, 2:-2, :-3]) * fe[:, 2:-2, :-3])
-                         / (cost[None, 2:-2, None] * dxu[None, None, 1:-2])
+                                + (u[:, 2:-2, 1:-2] - u[:, 2:-2, :-3]) * fe[:, 2:-2, :-3]) * fric_rx_u[None, 2:-2, 1:-2]
                          + 0.5 * ((u[:, 3:-1, 1:-2] - u[:, 2:-2, 1:-2]) * fn[:, 2:-2, 1:-2]
                                   + (u[:, 2:-2, 1:-2] - u[:, 1:-3, 1:-2]) * fn[:, 1:-3, 1:-2])
-                         / (cost[None, 2:-2, None] * dyt[None, 2:-2, None]))
-    fe = np.zeros_like(v)
-    fn = np.zeros_like(v)
-    fe[:, :, :-1] = (A_h_z[None, :, :-1] * cosfac_u[None, :, None] * (v[:, :, 1:] - v[:, :, :-1])
-                     / (cosu[None, :, None] * dxu[None, None, :-1]) * maskV[:, :, 1:] * maskV[:, :, :-1])
-    fn[:, :-1, :] = (A_h_t[None, 1:, :] * cosfac_t[None, 1:, None] * (v[:, 1:, :] - v[:, :-1, :]) / dyt[None, 1:, None]
-                     * cost[None, 1:, None] * maskV[:, :-1, :] * maskV[:, 1:, :])
+                         * fric_ry_u[None, 2:-2, None])
+    fe, fn = _ref_fluxes(v, maskV, A_h_z[:, :-1], fric_ce_v, A_h_t[1:, :], fric_cn_v)
     dv = np.zeros_like(v)
     dv[:, 1:-2, 2:-2] = (0.5 * ((v[:, 1:-2, 3:-1] - v[:, 1:-2, 2:-2]) * fe[:, 1:-2, 2:-2]
-                                + (v[:, 1:-2, 2:-2] - v[:, 1:-2, 1:-3]) * fe[:, 1:-2, 1:-3])
-                         / (cosu[None, 1:-2, None] * dxt[None, None, 2:-2])
+                                + (v[:, 1:-2, 2:-2] - v[:, 1:-2, 1:-3]) * fe[:, 1:-2, 1:-3]) * fric_rx_v[None, 1:-2, 2:-2]
                          + 0.5 * ((v[:, 2:-1, 2:-2] - v[:, 1:-2, 2:-2]) * fn[:, 1:-2, 2:-2]
                                   + (v[:, 1:-2, 2:-2] - v[:, :-3, 2:-2]) * fn[:, :-3, 2:-2])
-                         / (cosu[None, 1:-2, None] * dyu[None, 1:-2, None]))
+                         * fric_ry_v[None, 1:-2, None])
     return du, dv
 
 
 @kernel("3d", outputs=("diss_u", "diss_v"), reference=_ref_friction_dissipation,
         active=("u", "v", "A_h_t", "A_h_z"), split=True, same_shapes=True)
-def friction_dissipation(i, j, k, diss_u, diss_v, u, v, A_h_t, A_h_z, cosfac_t, cosfac_u, maskU, maskV,
-                         cost, cosu, dxt, dxu, dyt, dyu):
+def friction_dissipation(i, j, k, diss_u, diss_v, u, v, A_h_t, A_h_z, maskU, maskV, fric_ce_u, fric_cn_u, fric_ce_v,
+                         fric_cn_v, fric_rx_u, fric_ry_u, fric_rx_v, fric_ry_v):
     """Dissipation of harmonic friction ``0.5 sum(flux * gradient)`` at U points
     (``1 <= i < NX-2``, interior j) and V points (interior i, ``1 <= j < NY-2``)."""
     NY = u.shape[1]
     NX = u.shape[2]
     if i >= 1 and i < NX - 2 and j >= 2 and j < NY - 2:
-        diss_u[k, j, i] = diss_u_at(k, j, i, u, maskU, A_h_t, A_h_z, cosfac_t, cosfac_u, cost, cosu, dxt, dxu, dyt, dyu)
+        diss_u[k, j, i] = diss_u_at(k, j, i, u, maskU, A_h_t, A_h_z, fric_ce_u, fric_cn_u, fric_rx_u, fric_ry_u)
     else:
         diss_u[k, j, i] = 0.0
     if i >= 2 and i < NX - 2 and j >= 1 and j < NY - 2:
-        diss_v[k, j, i] = diss_v_at(k, j, i, v, maskV, A_h_t, A_h_z, cosfac_t, cosfac_u, cost, cosu, dxt, dxu, dyt, dyu)
+        diss_v[k, j, i] = diss_v_at(k, j, i, v, maskV, A_h_t, A_h_z, fric_ce_v, fric_cn_v, fric_rx_v, fric_ry_v)
     else:
         diss_v[k, j, i] = 0.0
 
