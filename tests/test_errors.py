@@ -60,6 +60,11 @@ def test_bad_backend_and_steps():
 
 
 @pytest.mark.skipif(cuda_available(), reason="a GPU is present: backend='cuda' is valid here")
+def test_bad_fused_option():
+    with pytest.raises(TypeError, match=r"fused='yes' is invalid: must be True .* or False"):
+        setups.acc(2.0, fused="yes")
+
+
 def test_cuda_without_gpu_is_a_clear_error():
     with pytest.raises(RuntimeError, match="no usable CUDA device"):
         setups.acc(2.0, backend="cuda")
