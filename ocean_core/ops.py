@@ -201,8 +201,9 @@ class FusedOp(Op):
     """A fused launch (:func:`ocean_core.kernels.framework.fuse`) of consecutive kernel ops.
 
     ``forward`` runs the fused kernel once (memory streamed once, same bits as the parts
-    one after another; fields in ``internal`` are then not written); ``tangent`` runs the parts' tangents in order and ``adjoint`` their
-    adjoints in reverse order, so the derivatives are exactly those of the unfused ops.
+    one after another; fields in ``internal`` are then not written); ``tangent`` runs the
+    parts' tangents in order and ``adjoint`` their adjoints in reverse order, so the
+    derivatives are exactly those of the unfused ops.
     The fused kernel's arguments are mapped to the fields the part ops map them to; a
     fused argument that two parts map to different fields is an error.
     """

@@ -130,6 +130,10 @@ class OutputWriter:
         unknown = [n for n in names if n not in VARIABLES]
         if unknown:
             raise ValueError(f"variables={unknown} unknown: allowed are {sorted(VARIABLES)}")
+        unstored = [n for n in names if n in getattr(model, "internal_fields", ())]
+        if unstored:
+            raise ValueError(f"variables={unstored} are not stored by the fused step (kept in registers); "
+                             "build the model with fused=False to write them")
         self.model = model
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)

@@ -60,9 +60,13 @@ def test_bad_backend_and_steps():
 
 
 @pytest.mark.skipif(cuda_available(), reason="a GPU is present: backend='cuda' is valid here")
-def test_bad_fused_option():
+def test_bad_fused_option(tmp_path):
     with pytest.raises(TypeError, match=r"fused='yes' is invalid: must be True .* or False"):
         setups.acc(2.0, fused="yes")
+    # the fused step keeps du_cor in registers: asking to write it is refused, not answered with stale zeros
+    from ocean_core.output import OutputWriter
+    with pytest.raises(ValueError, match=r"variables=\['du_cor'\] are not stored by the fused step"):
+        OutputWriter(setups.acc(4.0), tmp_path / "out", variables=["u", "du_cor"])
 
 
 def test_cuda_without_gpu_is_a_clear_error():
