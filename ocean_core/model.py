@@ -39,6 +39,7 @@ from .kernels import diagnostics as kdiag
 from .kernels import eke as keke
 from .kernels import external as kext
 from .kernels import friction as kfric
+from .kernels.metrics import derived_metrics
 from .kernels import momentum as kmom
 from .kernels import params as kpar
 from .kernels import tracers as ktr
@@ -136,7 +137,7 @@ class Model:
             F.arrays[n + "_f64"] = be.asarray(getattr(grid, n))
         F.arrays["psin"] = be.asarray(self.solver.psin)
         p = settings.hor_friction_cosPower
-        for n, a in kfric.friction_metrics(grid, p).items():  # division-free friction coefficients
+        for n, a in derived_metrics(grid, p).items():  # ratios/reciprocals: kernels divide nowhere per point
             F.arrays[n] = be.asarray(a)
         shape2 = grid.shape2
         F.arrays["A_h_t"] = be.asarray(np.full(shape2, float(settings.A_h)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .grid import Grid, kernel_arrays
+from .kernels.metrics import DERIVED_METRICS, derived_metrics
 from .variables import VARIABLES, shape_of
 
 __all__ = ["tiny_grid", "kernel_args", "SCALARS"]
@@ -98,9 +99,8 @@ def kernel_args(kern, grid=None, seed=0, nisle=2, positive=()):
             out[a] = np.ascontiguousarray(garr[a])
         elif a in SCALARS:
             out[a] = SCALARS[a]
-        elif a.startswith("fric_"):
-            from .kernels.friction import friction_metrics  # noqa: PLC0415
-            out[a] = friction_metrics(grid, 1.0)[a]
+        elif a in DERIVED_METRICS:
+            out[a] = derived_metrics(grid, 1.0)[a]
         elif a == "psin":
             out[a] = rng.standard_normal((nisle, grid.NY, grid.NX))
         elif a.startswith("scr_"):

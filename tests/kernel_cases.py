@@ -39,6 +39,7 @@ import numpy as np
 
 from ocean_core.grid import KERNEL_MASK_DTYPE, MASKS, Grid
 from ocean_core.kernels import framework
+from ocean_core.kernels.metrics import DERIVED_METRICS, derived_metrics
 from ocean_core.variables import VARIABLES
 
 __all__ = ["iter_kernel_modules", "all_kernels", "tiny_grid", "make_case", "compared_outputs",
@@ -201,14 +202,9 @@ VALUES = {
 SPECIAL = {
     "psin": lambda g, rng: rng.uniform(-1.0, 1.0, (NISLE, g.NY, g.NX)),
 }
-# the harmonic friction coefficients: the grid's, with the paper's cos power (1)
-for _n in ("fric_ce_u", "fric_cn_u", "fric_ce_v", "fric_cn_v", "fric_rx_u", "fric_ry_u", "fric_rx_v", "fric_ry_v"):
-    SPECIAL[_n] = (lambda n: lambda g, rng: _friction_metrics(g)[n])(_n)
-
-
-def _friction_metrics(grid):
-    from ocean_core.kernels.friction import friction_metrics
-    return friction_metrics(grid, 1.0)
+# derived metric arrays (ratios and reciprocals): the grid's, friction with the paper's cos power (1)
+for _n in DERIVED_METRICS:
+    SPECIAL[_n] = (lambda n: lambda g, rng: derived_metrics(g, 1.0)[n])(_n)
 
 _SUFFIXES = ("_new", "_old", "_now")
 

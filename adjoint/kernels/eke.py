@@ -823,13 +823,13 @@ def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_e
 # ===========================================================================
 
 @tangent_of(F.eke_advection)
-def eke_advection_tl(i, j, k, d_deke, d_eke_fe, d_eke_fn, d_eke_ft, maskW, cost, dxt, dyt, dzw):
+def eke_advection_tl(i, j, k, d_deke, d_eke_fe, d_eke_fn, d_eke_ft, maskW, rdx_t, rdy_t, eke_rdz):
     """Tangent = the forward kernel applied to the tangent fluxes (linear)."""
-    _eke_advection(i, j, k, d_deke, d_eke_fe, d_eke_fn, d_eke_ft, maskW, cost, dxt, dyt, dzw)
+    _eke_advection(i, j, k, d_deke, d_eke_fe, d_eke_fn, d_eke_ft, maskW, rdx_t, rdy_t, eke_rdz)
 
 
 @adjoint_of(F.eke_advection)
-def eke_advection_ad(i, j, k, b_eke_fe, b_eke_fn, b_eke_ft, b_deke, maskW, cost, dxt, dyt, dzw):
+def eke_advection_ad(i, j, k, b_eke_fe, b_eke_fn, b_eke_ft, b_deke, maskW, rdx_t, rdy_t, eke_rdz):
     """Adjoint of the flux divergence: fe[k, j, i] enters deke at (j, i) and (j, i+1), fn at (j, i) and
     (j+1, i), ft[k] at levels k (``-1/dzw_k``) and k+1 (``+1/dzw_{k+1}``; half cells at the top level),
     each only where deke is computed (the interior).
@@ -845,19 +845,17 @@ def eke_advection_ad(i, j, k, b_eke_fe, b_eke_fn, b_eke_ft, b_deke, maskW, cost,
     bfn = 0.0
     bft = 0.0
     b = b_deke[k, j, i]
-    t = maskW[k, j, i] / (cost[j] * dxt[i]) * b
+    t = maskW[k, j, i] * rdx_t[j, i] * b
     bfe = bfe - t if inner else bfe
-    t = maskW[k, j, i] / (cost[j] * dyt[j]) * b
+    t = maskW[k, j, i] * rdy_t[j] * b
     bfn = bfn - t if inner else bfn
-    h = 0.5 * dzw[k] if (k == nz - 1) & (k > 0) else dzw[k]
-    t = b / h
+    t = b * eke_rdz[k]
     bft = bft - t if inner else bft
-    h = 0.5 * dzw[kp] if k + 1 == nz - 1 else dzw[kp]
-    t = b_deke[kp, j, i] / h
+    t = b_deke[kp, j, i] * eke_rdz[kp]
     bft = bft + t if inner & (k + 1 < nz) else bft
-    t = maskW[k, j, ip] / (cost[j] * dxt[ip]) * b_deke[k, j, ip]
+    t = maskW[k, j, ip] * rdx_t[j, ip] * b_deke[k, j, ip]
     bfe = bfe + t if (i + 1 < NX) & (ip >= 2) & (ip < NX - 2) & (j >= 2) & (j < NY - 2) else bfe
-    t = maskW[k, jp, i] / (cost[jp] * dyt[jp]) * b_deke[k, jp, i]
+    t = maskW[k, jp, i] * rdy_t[jp] * b_deke[k, jp, i]
     bfn = bfn + t if (j + 1 < NY) & (i >= 2) & (i < NX - 2) & (jp >= 2) & (jp < NY - 2) else bfn
     b_eke_fe[k, j, i] += bfe
     b_eke_fn[k, j, i] += bfn
@@ -879,7 +877,7 @@ def _diff_partials(K_l, K_r, e_l, e_r, w):
 
 @tangent_of(F.eke_update)
 def eke_update_tl(i, j, k, d_eke_new, d_eke_imp, d_eke, d_K_gm, d_deke_now, d_deke_old, eke, K_gm, maskU, maskV,
-                  maskW, cost, cosu, dxt, dxu, dyt, dyu, dt_tracer):
+                  maskW, cosu, rdx_t, rdx_u, rdy_t, rdy_v, dt_tracer):
     """Tangent of the EKE update: ``d fe_f = g_e (de_{f+1} - de_f) + g_K (dK_f + dK_{f+1})`` on every face
     (:func:`_diff_partials`), then the forward's divergence and Adams-Bashforth combination."""
     r = d_eke_imp[k, j, i]
@@ -887,24 +885,24 @@ def eke_update_tl(i, j, k, d_eke_new, d_eke_imp, d_eke, d_K_gm, d_deke_now, d_de
         e = eke
         K = K_gm
         ge, gk = _diff_partials(K[k, j, i], K[k, j, i + 1], e[k, j, i], e[k, j, i + 1],
-                                maskU[k, j, i] / (cost[j] * dxu[i]))
+                                maskU[k, j, i] * rdx_u[j, i])
         fe1 = ge * (d_eke[k, j, i + 1] - d_eke[k, j, i]) + gk * (d_K_gm[k, j, i] + d_K_gm[k, j, i + 1])
         ge, gk = _diff_partials(K[k, j, i - 1], K[k, j, i], e[k, j, i - 1], e[k, j, i],
-                                maskU[k, j, i - 1] / (cost[j] * dxu[i - 1]))
+                                maskU[k, j, i - 1] * rdx_u[j, i - 1])
         fe0 = ge * (d_eke[k, j, i] - d_eke[k, j, i - 1]) + gk * (d_K_gm[k, j, i - 1] + d_K_gm[k, j, i])
         ge, gk = _diff_partials(K[k, j, i], K[k, j + 1, i], e[k, j, i], e[k, j + 1, i],
-                                maskV[k, j, i] * cosu[j] / dyu[j])
+                                maskV[k, j, i] * cosu[j] * rdy_v[j])
         fn1 = ge * (d_eke[k, j + 1, i] - d_eke[k, j, i]) + gk * (d_K_gm[k, j, i] + d_K_gm[k, j + 1, i])
         ge, gk = _diff_partials(K[k, j - 1, i], K[k, j, i], e[k, j - 1, i], e[k, j, i],
-                                maskV[k, j - 1, i] * cosu[j - 1] / dyu[j - 1])
+                                maskV[k, j - 1, i] * cosu[j - 1] * rdy_v[j - 1])
         fn0 = ge * (d_eke[k, j, i] - d_eke[k, j - 1, i]) + gk * (d_K_gm[k, j - 1, i] + d_K_gm[k, j, i])
-        r = r + dt_tracer * maskW[k, j, i] * ((fe1 - fe0) / (cost[j] * dxt[i]) + (fn1 - fn0) / (cost[j] * dyt[j]))
+        r = r + dt_tracer * maskW[k, j, i] * ((fe1 - fe0) * rdx_t[j, i] + (fn1 - fn0) * rdy_t[j])
     d_eke_new[k, j, i] = r + dt_tracer * (_AB_NOW * d_deke_now[k, j, i] - _AB_OLD * d_deke_old[k, j, i])
 
 
 @adjoint_of(F.eke_update)
 def eke_update_ad(i, j, k, b_eke_imp, b_eke, b_K_gm, b_deke_now, b_deke_old, b_eke_new, eke, K_gm, maskU, maskV,
-                  maskW, cost, cosu, dxt, dxu, dyt, dyu, dt_tracer):
+                  maskW, cosu, rdx_t, rdx_u, rdy_t, rdy_v, dt_tracer):
     """Adjoint of the EKE update.  The adjoint of the flux at face f is formed from the two cells it
     separates, ``b_fe_f = dt (c_f b_new_f - c_{f+1} b_new_{f+1})`` (c = maskW/(cost dxt), 0 outside the
     interior); p gathers from its faces f = i (as cell f) and f = i-1 (as cell f+1), likewise in y."""
@@ -928,22 +926,22 @@ def eke_update_ad(i, j, k, b_eke_imp, b_eke, b_K_gm, b_deke_now, b_deke_old, b_e
     col = (i >= 2) & (i < NX - 2)
     e0 = e[k, j, i]
     k0 = K[k, j, i]
-    cx = dt * maskW[k, j, i] / (cost[j] * dxt[i]) * bn if row & col else 0.0
-    cy = dt * maskW[k, j, i] / (cost[j] * dyt[j]) * bn if row & col else 0.0
+    cx = dt * maskW[k, j, i] * rdx_t[j, i] * bn if row & col else 0.0
+    cy = dt * maskW[k, j, i] * rdy_t[j] * bn if row & col else 0.0
     # east face i (p is its west cell) and face i-1 (p is its east cell)
-    t = dt * maskW[k, j, ip] / (cost[j] * dxt[ip]) * b_eke_new[k, j, ip]
+    t = dt * maskW[k, j, ip] * rdx_t[j, ip] * b_eke_new[k, j, ip]
     bfe = cx - t if row & (i + 1 >= 2) & (i + 1 < NX - 2) else cx
-    ge_e, gk_e = _diff_partials(k0, K[k, j, ip], e0, e[k, j, ip], maskU[k, j, i] / (cost[j] * dxu[i]))
-    t = dt * maskW[k, j, im] / (cost[j] * dxt[im]) * b_eke_new[k, j, im]
+    ge_e, gk_e = _diff_partials(k0, K[k, j, ip], e0, e[k, j, ip], maskU[k, j, i] * rdx_u[j, i])
+    t = dt * maskW[k, j, im] * rdx_t[j, im] * b_eke_new[k, j, im]
     bfw = -cx + t if row & (i - 1 >= 2) & (i - 1 < NX - 2) else -cx
-    ge_w, gk_w = _diff_partials(K[k, j, im], k0, e[k, j, im], e0, maskU[k, j, im] / (cost[j] * dxu[im]))
+    ge_w, gk_w = _diff_partials(K[k, j, im], k0, e[k, j, im], e0, maskU[k, j, im] * rdx_u[j, im])
     # north face j and face j-1
-    t = dt * maskW[k, jp, i] / (cost[jp] * dyt[jp]) * b_eke_new[k, jp, i]
+    t = dt * maskW[k, jp, i] * rdy_t[jp] * b_eke_new[k, jp, i]
     bfn = cy - t if col & (j + 1 >= 2) & (j + 1 < NY - 2) else cy
-    ge_n, gk_n = _diff_partials(k0, K[k, jp, i], e0, e[k, jp, i], maskV[k, j, i] * cosu[j] / dyu[j])
-    t = dt * maskW[k, jm, i] / (cost[jm] * dyt[jm]) * b_eke_new[k, jm, i]
+    ge_n, gk_n = _diff_partials(k0, K[k, jp, i], e0, e[k, jp, i], maskV[k, j, i] * cosu[j] * rdy_v[j])
+    t = dt * maskW[k, jm, i] * rdy_t[jm] * b_eke_new[k, jm, i]
     bfs = -cy + t if col & (j - 1 >= 2) & (j - 1 < NY - 2) else -cy
-    ge_s, gk_s = _diff_partials(K[k, jm, i], k0, e[k, jm, i], e0, maskV[k, jm, i] * cosu[jm] / dyu[jm])
+    ge_s, gk_s = _diff_partials(K[k, jm, i], k0, e[k, jm, i], e0, maskV[k, jm, i] * cosu[jm] * rdy_v[jm])
     hasE = i + 1 < NX
     hasW = i >= 1
     hasN = j + 1 < NY

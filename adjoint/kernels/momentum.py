@@ -27,15 +27,15 @@ _hydrostatic_pressure = F.hydrostatic_pressure.body
 # ===========================================================================
 
 @tangent_of(F.coriolis_metric)
-def coriolis_metric_tl(i, j, k, d_du_cor, d_dv_cor, d_u, d_v, u, v, coriolis_t, tantr, dxt, dxu, dyt, dyu, cost,
-                       cosu, maskU, maskV):
+def coriolis_metric_tl(i, j, k, d_du_cor, d_dv_cor, d_u, d_v, u, v, coriolis_t, tantr, cor_rx0, cor_rx1, cor_ry0,
+                       cor_ry1, maskU, maskV):
     """Tangent of the Coriolis and metric terms (bilinear in u, v)."""
     if not in_interior(i, j, u.shape[2], u.shape[1]):
         d_du_cor[k, j, i] = 0.0
         d_dv_cor[k, j, i] = 0.0
         return
-    r0 = dxt[i] / dxu[i]
-    r1 = dxt[i + 1] / dxu[i]
+    r0 = cor_rx0[i]
+    r1 = cor_rx1[i]
     vs0 = v[k, j, i] + v[k, j - 1, i]
     vs1 = v[k, j, i + 1] + v[k, j - 1, i + 1]
     dvs0 = d_v[k, j, i] + d_v[k, j - 1, i]
@@ -51,8 +51,8 @@ def coriolis_metric_tl(i, j, k, d_du_cor, d_dv_cor, d_u, d_v, u, v, coriolis_t, 
     us1 = u[k, j + 1, i - 1] + u[k, j + 1, i]
     dus0 = d_u[k, j, i - 1] + d_u[k, j, i]
     dus1 = d_u[k, j + 1, i - 1] + d_u[k, j + 1, i]
-    w0 = dyt[j] * cost[j] / (dyu[j] * cosu[j])
-    w1 = dyt[j + 1] * cost[j + 1] / (dyu[j] * cosu[j])
+    w0 = cor_ry0[j]
+    w1 = cor_ry1[j]
     d_dv_cor[k, j, i] = maskV[k, j, i] * (-0.25 * (coriolis_t[j, i] * dus0 * w0 + coriolis_t[j + 1, i] * dus1 * w1)
                                           - 0.25 * (tantr[j] * us0 * dus0 * w0 + tantr[j + 1] * us1 * dus1 * w1))
 
@@ -70,12 +70,13 @@ def _sel(x, ok):
 
 
 @adjoint_of(F.coriolis_metric)
-def coriolis_metric_ad(i, j, k, b_u, b_v, b_du_cor, b_dv_cor, u, v, coriolis_t, tantr, dxt, dxu, dyt, dyu, cost,
-                       cosu, maskU, maskV):
+def coriolis_metric_ad(i, j, k, b_u, b_v, b_du_cor, b_dv_cor, u, v, coriolis_t, tantr, cor_rx0, cor_rx1, cor_ry0,
+                       cor_ry1, maskU, maskV):
     """Adjoint of the Coriolis and metric terms, gathered at p = (k, j, i).
 
     With the masked adjoints ``a_q = maskU b_du_cor`` (U points) and ``c_q = maskV b_dv_cor`` (V points),
-    0 outside the interior, and ``r(i') = dxt_i' / dxu_i''`` the ratios of the forward:
+    0 outside the interior, and the forward's ratios ``cor_rx0[i] = dxt_i / dxu_i``,
+    ``cor_rx1[i] = dxt_(i+1) / dxu_i``, ``cor_ry0``, ``cor_ry1`` (:func:`momentum_metrics`):
 
     * v_p enters ``vs0`` of the U points (j, i), (j+1, i) and ``vs1`` of (j, i-1), (j+1, i-1):
       ``b_v += X_j (r0 a_(j,i) + rW a_(j,i-1)) + X_(j+1) (r0 a_(j+1,i) + rW a_(j+1,i-1))`` with
@@ -85,10 +86,10 @@ def coriolis_metric_ad(i, j, k, b_u, b_v, b_du_cor, b_dv_cor, u, v, coriolis_t, 
       (vs0, vs1 the v sums of columns i, i+1; r1 = dxt_(i+1)/dxu_i, rE = dxt_(i+1)/dxu_(i+1));
     * u_p enters ``us0`` of the V points (j, i), (j, i+1) and ``us1`` of (j-1, i), (j-1, i+1):
       ``b_u -= (Y_i (w0 c_(j,i) + w1 c_(j-1,i)) + Y_(i+1) (w0 c_(j,i+1) + w1 c_(j-1,i+1))) / 4`` with
-      ``Y_i = f_(j,i) + tantr_j (u_(i-1) + u_i)``, ``w0 = dyt_j cost_j / (dyu_j cosu_j)`` and
-      ``w1 = dyt_j cost_j / (dyu_(j-1) cosu_(j-1))``.
+      ``Y_i = f_(j,i) + tantr_j (u_(i-1) + u_i)``, ``w0 = dyt_j cost_j / (dyu_j cosu_j)`` = cor_ry0[j] and
+      ``w1 = dyt_j cost_j / (dyu_(j-1) cosu_(j-1))`` = cor_ry1[j-1].
 
-    Six divisions per point; neighbour indices are clamped for loads whose weight is 0, and the
+    No division per point; neighbour indices are clamped for loads whose weight is 0, and the
     weights are formed unconditionally and then selected (branch-free, so that the i loop vectorises)."""
     nz, NY, NX = u.shape
     ie = min(i + 1, NX - 1)
@@ -107,10 +108,10 @@ def coriolis_metric_ad(i, j, k, b_u, b_v, b_du_cor, b_dv_cor, u, v, coriolis_t, 
     u0 = u[k, j, i]
     uW = u[k, j, iw]
     uE = u[k, j, ie]
-    r0 = dxt[i] / dxu[i]
-    rW = dxt[i] / dxu[iw]
-    r1 = dxt[ie] / dxu[i]
-    rE = dxt[ie] / dxu[ie]
+    r0 = cor_rx0[i]
+    rW = cor_rx1[iw]
+    r1 = cor_rx1[i]
+    rE = cor_rx0[ie]
     tj = 0.125 * tantr[j]
     # v: U points of rows j and j+1
     Xj = 0.25 * coriolis_t[j, i] + tj * (u0 + uW)
@@ -120,9 +121,8 @@ def coriolis_metric_ad(i, j, k, b_u, b_v, b_du_cor, b_dv_cor, u, v, coriolis_t, 
     vs0 = v[k, j, i] + v[k, js, i]
     vs1 = v[k, j, ie] + v[k, js, ie]
     bu = tj * (vs0 * (rW * aW + r0 * a0) + vs1 * (r1 * a0 + rE * aE))
-    g = dyt[j] * cost[j]
-    w0 = g / (dyu[j] * cosu[j])
-    w1 = g / (dyu[js] * cosu[js])
+    w0 = cor_ry0[j]
+    w1 = cor_ry1[js]
     Yi = coriolis_t[j, i] + tantr[j] * (uW + u0)
     Ye = coriolis_t[j, ie] + tantr[j] * (u0 + uE)
     b_u[k, j, i] += bu - 0.25 * (Yi * (w0 * c0 + w1 * cS) + Ye * (w0 * cE + w1 * cSE))
@@ -133,7 +133,7 @@ def coriolis_metric_ad(i, j, k, b_u, b_v, b_du_cor, b_dv_cor, u, v, coriolis_t, 
 # ===========================================================================
 
 @device
-def _tl_madv_u(k, j, i, d_u, d_v, d_w, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_u):
+def _tl_madv_u(k, j, i, d_u, d_v, d_w, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_u):
     nz = u.shape[0]
     # fluxes and their tangents at the four horizontal faces
     U0 = utr_at(k, j, i - 1, u, maskU, dyt, dzt)
@@ -158,8 +158,9 @@ def _tl_madv_u(k, j, i, d_u, d_v, d_w, u, v, w, maskU, maskV, maskW, dxt, dyt, d
     dn0 = d_u[k, j - 1, i] + d_u[k, j, i]
     dfn1 = 0.25 * (dn1 * V1 + n1 * dV1)
     dfn0 = 0.25 * (dn0 * V0 + n0 * dV0)
-    r = -maskU[k, j, i] * (dfe1 - dfe0 + dfn1 - dfn0) / (dzt[k] * area_u[j, i])
-    tmp = maskU[k, j, i] / (dzt[k] * area_u[j, i])
+    rv = rdzt[k] * rarea_u[j, i]
+    r = -maskU[k, j, i] * (dfe1 - dfe0 + dfn1 - dfn0) * rv
+    tmp = maskU[k, j, i] * rv
     if k < nz - 1:
         W = wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j, i + 1, w, maskW, area_t)
         dW = wtr_at(k, j, i, d_w, maskW, area_t) + wtr_at(k, j, i + 1, d_w, maskW, area_t)
@@ -172,7 +173,7 @@ def _tl_madv_u(k, j, i, d_u, d_v, d_w, u, v, w, maskU, maskV, maskW, dxt, dyt, d
 
 
 @device
-def _tl_madv_v(k, j, i, d_u, d_v, d_w, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_v):
+def _tl_madv_v(k, j, i, d_u, d_v, d_w, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_v):
     nz = v.shape[0]
     Ue1 = utr_at(k, j + 1, i, u, maskU, dyt, dzt) + utr_at(k, j, i, u, maskU, dyt, dzt)
     Ue0 = utr_at(k, j + 1, i - 1, u, maskU, dyt, dzt) + utr_at(k, j, i - 1, u, maskU, dyt, dzt)
@@ -196,8 +197,9 @@ def _tl_madv_v(k, j, i, d_u, d_v, d_w, u, v, w, maskU, maskV, maskW, dxt, dyt, d
     dn0 = d_v[k, j - 1, i] + d_v[k, j, i]
     dfn1 = 0.25 * (dn1 * (V2 + V1) + n1 * (dV2 + dV1))
     dfn0 = 0.25 * (dn0 * (V1 + V0) + n0 * (dV1 + dV0))
-    r = -maskV[k, j, i] * (dfe1 - dfe0 + dfn1 - dfn0) / (dzt[k] * area_v[j, i])
-    tmp = maskV[k, j, i] / (dzt[k] * area_v[j, i])
+    rv = rdzt[k] * rarea_v[j, i]
+    r = -maskV[k, j, i] * (dfe1 - dfe0 + dfn1 - dfn0) * rv
+    tmp = maskV[k, j, i] * rv
     if k < nz - 1:
         W = wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j + 1, i, w, maskW, area_t)
         dW = wtr_at(k, j, i, d_w, maskW, area_t) + wtr_at(k, j + 1, i, d_w, maskW, area_t)
@@ -211,30 +213,30 @@ def _tl_madv_v(k, j, i, d_u, d_v, d_w, u, v, w, maskU, maskV, maskW, dxt, dyt, d
 
 @tangent_of(F.momentum_advection)
 def momentum_advection_tl(i, j, k, d_du_adv, d_dv_adv, d_u, d_v, d_w, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt,
-                          cosu, area_t, area_u, area_v):
+                          cosu, area_t, rdzt, rarea_u, rarea_v):
     """Tangent of the flux-form momentum advection (product rule on every face flux)."""
     if in_interior(i, j, u.shape[2], u.shape[1]):
         d_du_adv[k, j, i] = _tl_madv_u(k, j, i, d_u, d_v, d_w, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu,
-                                       area_t, area_u)
+                                       area_t, rdzt, rarea_u)
         d_dv_adv[k, j, i] = _tl_madv_v(k, j, i, d_u, d_v, d_w, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu,
-                                       area_t, area_v)
+                                       area_t, rdzt, rarea_v)
     else:
         d_du_adv[k, j, i] = 0.0
         d_dv_adv[k, j, i] = 0.0
 
 
 @device
-def _wgt(k, j, i, b, mask, dzt, area):
-    """Weighted adjoint ``mask b / (dzt area)`` of the advection tendency at (k, j, i): 0 outside the interior.
-    (k, j, i) must be in bounds; branch-free (the value is formed and then selected)."""
-    x = mask[k, j, i] * b[k, j, i] / (dzt[k] * area[j, i])
+def _wgt(k, j, i, b, mask, rdzt, rarea):
+    """Weighted adjoint ``mask b rdzt rarea = mask b / (dzt area)`` of the advection tendency at (k, j, i):
+    0 outside the interior.  (k, j, i) must be in bounds; branch-free (the value is formed and then selected)."""
+    x = mask[k, j, i] * b[k, j, i] * (rdzt[k] * rarea[j, i])
     ok = (i >= 2) & (i < mask.shape[2] - 2) & (j >= 2) & (j < mask.shape[1] - 2)
     return x if ok else 0.0
 
 
 @adjoint_of(F.momentum_advection)
 def momentum_advection_ad(i, j, k, b_u, b_v, b_w, b_du_adv, b_dv_adv, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt,
-                          cosu, area_t, area_u, area_v):
+                          cosu, area_t, rdzt, rarea_u, rarea_v):
     """Adjoint of the momentum advection, gathered from the faces whose fluxes read u, v, w at p.
 
     With the weighted adjoints ``a_q = maskU b_du_adv / (dzt area_u)`` of the U cells (``c_q`` with V
@@ -265,40 +267,40 @@ def momentum_advection_ad(i, j, k, b_u, b_v, b_w, b_du_adv, b_dv_adv, u, v, w, m
     km = max(k - 1, 0)
     # weighted adjoints of du_adv (U cells) and dv_adv (V cells) that this point's faces separate
     bd = b_du_adv
-    a0 = _wgt(k, j, i, bd, maskU, dzt, area_u)
-    t = _wgt(k, j, ie, bd, maskU, dzt, area_u)
+    a0 = _wgt(k, j, i, bd, maskU, rdzt, rarea_u)
+    t = _wgt(k, j, ie, bd, maskU, rdzt, rarea_u)
     aE = t if hasE else 0.0
-    t = _wgt(k, j, iw, bd, maskU, dzt, area_u)
+    t = _wgt(k, j, iw, bd, maskU, rdzt, rarea_u)
     aW = t if hasW else 0.0
-    t = _wgt(k, jn, i, bd, maskU, dzt, area_u)
+    t = _wgt(k, jn, i, bd, maskU, rdzt, rarea_u)
     aN = t if hasN else 0.0
-    t = _wgt(k, js, i, bd, maskU, dzt, area_u)
+    t = _wgt(k, js, i, bd, maskU, rdzt, rarea_u)
     aS = t if hasS else 0.0
-    t = _wgt(k, jn, iw, bd, maskU, dzt, area_u)
+    t = _wgt(k, jn, iw, bd, maskU, rdzt, rarea_u)
     aNW = t if hasN & hasW else 0.0
-    t = _wgt(kp, j, i, bd, maskU, dzt, area_u)
+    t = _wgt(kp, j, i, bd, maskU, rdzt, rarea_u)
     aU = t if hasU else 0.0
-    t = _wgt(km, j, i, bd, maskU, dzt, area_u)
+    t = _wgt(km, j, i, bd, maskU, rdzt, rarea_u)
     aD = t if hasD else 0.0
-    t = _wgt(kp, j, iw, bd, maskU, dzt, area_u)
+    t = _wgt(kp, j, iw, bd, maskU, rdzt, rarea_u)
     aUW = t if hasU & hasW else 0.0
     bd = b_dv_adv
-    c0 = _wgt(k, j, i, bd, maskV, dzt, area_v)
-    t = _wgt(k, j, ie, bd, maskV, dzt, area_v)
+    c0 = _wgt(k, j, i, bd, maskV, rdzt, rarea_v)
+    t = _wgt(k, j, ie, bd, maskV, rdzt, rarea_v)
     cE = t if hasE else 0.0
-    t = _wgt(k, j, iw, bd, maskV, dzt, area_v)
+    t = _wgt(k, j, iw, bd, maskV, rdzt, rarea_v)
     cW = t if hasW else 0.0
-    t = _wgt(k, jn, i, bd, maskV, dzt, area_v)
+    t = _wgt(k, jn, i, bd, maskV, rdzt, rarea_v)
     cN = t if hasN else 0.0
-    t = _wgt(k, js, i, bd, maskV, dzt, area_v)
+    t = _wgt(k, js, i, bd, maskV, rdzt, rarea_v)
     cS = t if hasS else 0.0
-    t = _wgt(k, js, ie, bd, maskV, dzt, area_v)
+    t = _wgt(k, js, ie, bd, maskV, rdzt, rarea_v)
     cSE = t if hasS & hasE else 0.0
-    t = _wgt(kp, j, i, bd, maskV, dzt, area_v)
+    t = _wgt(kp, j, i, bd, maskV, rdzt, rarea_v)
     cU = t if hasU else 0.0
-    t = _wgt(km, j, i, bd, maskV, dzt, area_v)
+    t = _wgt(km, j, i, bd, maskV, rdzt, rarea_v)
     cD = t if hasD else 0.0
-    t = _wgt(kp, js, i, bd, maskV, dzt, area_v)
+    t = _wgt(kp, js, i, bd, maskV, rdzt, rarea_v)
     cUS = t if hasU & hasS else 0.0
     # face-flux adjoints b_face = a(right/upper cell) - a(left/lower cell)
     bfe_u = aE - a0            # u east face i        (needs hasE)
@@ -422,15 +424,15 @@ def hydrostatic_pressure_ad(i, j, b_rho, b_p_hydro, maskT, dzw):
 
 @tangent_of(F.explicit_tendency)
 def explicit_tendency_tl(i, j, k, d_du, d_dv, d_du_cor, d_dv_cor, d_du_adv, d_dv_adv, d_p_hydro, d_surface_taux,
-                         d_surface_tauy, maskU, maskV, dzt, dxu, dyu, cost):
+                         d_surface_tauy, maskU, maskV, dzt, rdx_u, rdy_v):
     """Tangent = the forward kernel applied to the tangent fields (linear)."""
     _explicit_tendency(i, j, k, d_du, d_dv, d_du_cor, d_dv_cor, d_du_adv, d_dv_adv, d_p_hydro, d_surface_taux,
-                             d_surface_tauy, maskU, maskV, dzt, dxu, dyu, cost)
+                       d_surface_tauy, maskU, maskV, dzt, rdx_u, rdy_v)
 
 
 @adjoint_of(F.explicit_tendency)
 def explicit_tendency_ad(i, j, k, b_du_cor, b_dv_cor, b_du_adv, b_dv_adv, b_p_hydro, b_surface_taux, b_surface_tauy,
-                         b_du, b_dv, maskU, maskV, dzt, dxu, dyu, cost):
+                         b_du, b_dv, maskU, maskV, dzt, rdx_u, rdy_v):
     """Adjoint of the explicit tendency; the pressure-gradient adjoint gathers from U points (j, i), (j, i-1)
     and V points (j, i), (j-1, i).  The wind-stress adjoints are written by the top-level thread only.
 
@@ -455,12 +457,12 @@ def explicit_tendency_ad(i, j, k, b_du_cor, b_dv_cor, b_du_adv, b_dv_adv, b_p_hy
         b_surface_taux[j, i] += maskU[k, j, i] / dzt[k] / C.RHO_0 * bdu
         b_surface_tauy[j, i] += maskV[k, j, i] / dzt[k] / C.RHO_0 * bdv
     bp = 0.0
-    t = 1.0 / (cost[j] * dxu[i]) * maskU[k, j, i] * bdu
+    t = rdx_u[j, i] * maskU[k, j, i] * bdu
     bp = bp + t if inner else bp
-    t = 1.0 / dyu[j] * maskV[k, j, i] * bdv
+    t = rdy_v[j] * maskV[k, j, i] * bdv
     bp = bp + t if inner else bp
-    t = 1.0 / (cost[j] * dxu[iw]) * maskU[k, j, iw] * b_du[k, j, iw]
+    t = rdx_u[j, iw] * maskU[k, j, iw] * b_du[k, j, iw]
     bp = bp - t if (i >= 1) & _inner(i - 1, j, NX, NY) else bp
-    t = 1.0 / dyu[js] * maskV[k, js, i] * b_dv[k, js, i]
+    t = rdy_v[js] * maskV[k, js, i] * b_dv[k, js, i]
     bp = bp - t if (j >= 1) & _inner(i, j - 1, NX, NY) else bp
     b_p_hydro[k, j, i] += bp

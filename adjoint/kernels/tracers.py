@@ -77,22 +77,22 @@ def vertical_diffusivity_ad(i, j, k, b_kappaH_0, b_kappaH, Nsqr):
 # ===========================================================================
 
 @device
-def _tl_adv(k, j, i, q, dq, u, v, w, du, dv, dw, maskT, maskU, maskV, maskW, cost, cosu, dxt, dyt, dzt):
+def _tl_adv(k, j, i, q, dq, u, v, w, du, dv, dw, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t, rdzt):
     """Tangent of the central advection tendency of one tracer: the forward tendency is bilinear, so
     ``d adv(q; u) = adv(dq; u) + adv(q; du)``."""
-    return (adv2_tendency(k, j, i, dq, u, v, w, maskT, maskU, maskV, maskW, cost, cosu, dxt, dyt, dzt)
-            + adv2_tendency(k, j, i, q, du, dv, dw, maskT, maskU, maskV, maskW, cost, cosu, dxt, dyt, dzt))
+    return (adv2_tendency(k, j, i, dq, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t, rdzt)
+            + adv2_tendency(k, j, i, q, du, dv, dw, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t, rdzt))
 
 
 @tangent_of(F.tracer_advection)
 def tracer_advection_tl(i, j, k, d_dtemp, d_dsalt, d_temp, d_salt, d_u, d_v, d_w, temp, salt, u, v, w, maskT,
-                        maskU, maskV, maskW, cost, cosu, dxt, dyt, dzt):
+                        maskU, maskV, maskW, cosu, rdx_t, rdy_t, rdzt):
     """Tangent of the central advection (product rule on every face flux; zero outside the interior)."""
     if in_interior(i, j, temp.shape[2], temp.shape[1]):
-        d_dtemp[k, j, i] = _tl_adv(k, j, i, temp, d_temp, u, v, w, d_u, d_v, d_w, maskT, maskU, maskV, maskW, cost,
-                                   cosu, dxt, dyt, dzt)
-        d_dsalt[k, j, i] = _tl_adv(k, j, i, salt, d_salt, u, v, w, d_u, d_v, d_w, maskT, maskU, maskV, maskW, cost,
-                                   cosu, dxt, dyt, dzt)
+        d_dtemp[k, j, i] = _tl_adv(k, j, i, temp, d_temp, u, v, w, d_u, d_v, d_w, maskT, maskU, maskV, maskW, cosu,
+                                   rdx_t, rdy_t, rdzt)
+        d_dsalt[k, j, i] = _tl_adv(k, j, i, salt, d_salt, u, v, w, d_u, d_v, d_w, maskT, maskU, maskV, maskW, cosu,
+                                   rdx_t, rdy_t, rdzt)
     else:
         d_dtemp[k, j, i] = 0.0
         d_dsalt[k, j, i] = 0.0
@@ -103,24 +103,24 @@ def tracer_advection_tl(i, j, k, d_dtemp, d_dsalt, d_temp, d_salt, d_u, d_v, d_w
 # the flux through the face between cells p and p+1 is  c_{p+1} b_{p+1} - c_p b_p.
 
 @device
-def _cx(k, j, i, maskT, cost, dxt):
+def _cx(k, j, i, maskT, rdx_t):
     """maskT / (cost dxt) of cell (k, j, i) in the interior, else 0 ((k, j, i) in bounds; branch-free)."""
-    x = maskT[k, j, i] / (cost[j] * dxt[i])
+    x = maskT[k, j, i] * rdx_t[j, i]
     ok = (i >= 2) & (i < maskT.shape[2] - 2) & (j >= 2) & (j < maskT.shape[1] - 2)
     return x if ok else 0.0
 
 
 @device
-def _cy(k, j, i, maskT, cost, dyt):
+def _cy(k, j, i, maskT, rdy_t):
     """maskT / (cost dyt) of cell (k, j, i) in the interior, else 0 ((k, j, i) in bounds; branch-free)."""
-    x = maskT[k, j, i] / (cost[j] * dyt[j])
+    x = maskT[k, j, i] * rdy_t[j]
     ok = (i >= 2) & (i < maskT.shape[2] - 2) & (j >= 2) & (j < maskT.shape[1] - 2)
     return x if ok else 0.0
 
 
 @adjoint_of(F.tracer_advection)
 def tracer_advection_ad(i, j, k, b_temp, b_salt, b_u, b_v, b_w, b_dtemp, b_dsalt, temp, salt, u, v, w, maskT,
-                        maskU, maskV, maskW, cost, cosu, dxt, dyt, dzt):
+                        maskU, maskV, maskW, cosu, rdx_t, rdy_t, rdzt):
     """Adjoint of the central advection, gathered from the six faces of cell p.  With the face-flux
     adjoints ``b_f = c_{p+1} b_dT_{p+1} - c_p b_dT_p`` (c = maskT / (cost dxt), maskT / (cost dyt),
     maskT / dzt in the interior, 0 elsewhere):
@@ -146,9 +146,9 @@ def tracer_advection_ad(i, j, k, b_temp, b_salt, b_u, b_v, b_w, b_dtemp, b_dsalt
     kp = min(k + 1, nz - 1)
     km = max(k - 1, 0)
     # own cell: coefficient times adjoint, shared by its two faces in each direction
-    cx = _cx(k, j, i, maskT, cost, dxt)
-    cy = _cy(k, j, i, maskT, cost, dyt)
-    t = maskT[k, j, i] / dzt[k]
+    cx = _cx(k, j, i, maskT, rdx_t)
+    cy = _cy(k, j, i, maskT, rdy_t)
+    t = maskT[k, j, i] * rdzt[k]
     cz = t if inner else 0.0
     gT = b_dtemp[k, j, i]
     gS = b_dsalt[k, j, i]
@@ -157,7 +157,7 @@ def tracer_advection_ad(i, j, k, b_temp, b_salt, b_u, b_v, b_w, b_dtemp, b_dsalt
     bT = 0.0
     bS = 0.0
     # --- east face i (its flux reads u at p) and west face i-1 ---
-    c = _cx(k, j, ie, maskT, cost, dxt)
+    c = _cx(k, j, ie, maskT, rdx_t)
     ft = c * b_dtemp[k, j, ie] - cx * gT
     fs = c * b_dsalt[k, j, ie] - cx * gS
     U = 0.5 * u[k, j, i] * maskU[k, j, i]
@@ -168,14 +168,14 @@ def tracer_advection_ad(i, j, k, b_temp, b_salt, b_u, b_v, b_w, b_dtemp, b_dsalt
     x = 0.5 * maskU[k, j, i] * ((T0 + temp[k, j, ie]) * ft + (S0 + salt[k, j, ie]) * fs)
     o = b_u[k, j, i]
     b_u[k, j, i] = o + x if hasE else o
-    c = _cx(k, j, iw, maskT, cost, dxt)
+    c = _cx(k, j, iw, maskT, rdx_t)
     U = 0.5 * u[k, j, iw] * maskU[k, j, iw]
     tT = U * (cx * gT - c * b_dtemp[k, j, iw])
     tS = U * (cx * gS - c * b_dsalt[k, j, iw])
     bT = bT + tT if hasW else bT
     bS = bS + tS if hasW else bS
     # --- north face j (its flux reads v at p) and south face j-1 ---
-    c = _cy(k, jn, i, maskT, cost, dyt)
+    c = _cy(k, jn, i, maskT, rdy_t)
     ft = c * b_dtemp[k, jn, i] - cy * gT
     fs = c * b_dsalt[k, jn, i] - cy * gS
     V = cosu[j] * 0.5 * v[k, j, i] * maskV[k, j, i]
@@ -186,14 +186,14 @@ def tracer_advection_ad(i, j, k, b_temp, b_salt, b_u, b_v, b_w, b_dtemp, b_dsalt
     x = cosu[j] * 0.5 * maskV[k, j, i] * ((T0 + temp[k, jn, i]) * ft + (S0 + salt[k, jn, i]) * fs)
     o = b_v[k, j, i]
     b_v[k, j, i] = o + x if hasN else o
-    c = _cy(k, js, i, maskT, cost, dyt)
+    c = _cy(k, js, i, maskT, rdy_t)
     V = cosu[js] * 0.5 * v[k, js, i] * maskV[k, js, i]
     tT = V * (cy * gT - c * b_dtemp[k, js, i])
     tS = V * (cy * gS - c * b_dsalt[k, js, i])
     bT = bT + tT if hasS else bT
     bS = bS + tS if hasS else bS
     # --- top face k (its flux reads w at p; none at the surface) and bottom face k-1, interior columns ---
-    c = maskT[kp, j, i] / dzt[kp]
+    c = maskT[kp, j, i] * rdzt[kp]
     ft = c * b_dtemp[kp, j, i] - cz * gT
     fs = c * b_dsalt[kp, j, i] - cz * gS
     W = 0.5 * w[k, j, i] * maskW[k, j, i]
@@ -204,7 +204,7 @@ def tracer_advection_ad(i, j, k, b_temp, b_salt, b_u, b_v, b_w, b_dtemp, b_dsalt
     x = 0.5 * maskW[k, j, i] * ((T0 + temp[kp, j, i]) * ft + (S0 + salt[kp, j, i]) * fs)
     o = b_w[k, j, i]
     b_w[k, j, i] = o + x if hasU else o
-    c = maskT[km, j, i] / dzt[km]
+    c = maskT[km, j, i] * rdzt[km]
     W = 0.5 * w[km, j, i] * maskW[km, j, i]
     tT = W * (cz * gT - c * b_dtemp[km, j, i])
     tS = W * (cz * gS - c * b_dsalt[km, j, i])

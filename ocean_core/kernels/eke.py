@@ -397,34 +397,46 @@ def eke_fluxes(i, j, k, eke_fe, eke_fn, eke_ft, eke, u_wgrid, v_wgrid, w_wgrid, 
         eke_ft[k, j, i] = 0.0
 
 
-def _ref_eke_advection(eke_fe, eke_fn, eke_ft, maskW, cost, dxt, dyt, dzw):
+def eke_metrics(grid):
+    """``eke_rdz[k] = 1 / dzw_k`` below the top, ``1 / (0.5 dzw_top)`` at the top level (zw): the
+    reciprocal thickness of the W cells (the top one is half a cell)."""
+    dzw = np.asarray(grid.dzw, float)
+    h = dzw.copy()
+    h[-1] = 0.5 * dzw[-1]
+    return {"eke_rdz": 1.0 / h}
+
+
+#: the eke_metrics arrays
+EKE_METRICS = ("eke_rdz",)
+
+
+def _ref_eke_advection(eke_fe, eke_fn, eke_ft, maskW, rdx_t, rdy_t, eke_rdz):
     fe, fn, ft = eke_fe, eke_fn, eke_ft
     d = np.zeros_like(fe)
     d[:, 2:-2, 2:-2] = maskW[:, 2:-2, 2:-2] * (
-        -(fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) / (cost[None, 2:-2, None] * dxt[None, None, 2:-2])
-        - (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (cost[None, 2:-2, None] * dyt[None, 2:-2, None]))
+        -(fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) * rdx_t[None, 2:-2, 2:-2]
+        - (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) * rdy_t[None, 2:-2, None])
     s = (slice(2, -2), slice(2, -2))
-    d[(0,) + s] += -ft[(0,) + s] / dzw[0]
-    d[(slice(1, -1),) + s] += -(ft[(slice(1, -1),) + s] - ft[(slice(None, -2),) + s]) / dzw[1:-1, None, None]
-    d[(-1,) + s] += -(ft[(-1,) + s] - ft[(-2,) + s]) / (0.5 * dzw[-1])
+    d[(0,) + s] += -ft[(0,) + s] * eke_rdz[0]
+    d[(slice(1, None),) + s] += -(ft[(slice(1, None),) + s] - ft[(slice(None, -1),) + s]) * eke_rdz[1:, None, None]
     return (d,)
 
 
 @kernel("3d", outputs=("deke",), reference=_ref_eke_advection, active=("eke_fe", "eke_fn", "eke_ft"))
-def eke_advection(i, j, k, deke, eke_fe, eke_fn, eke_ft, maskW, cost, dxt, dyt, dzw):
+def eke_advection(i, j, k, deke, eke_fe, eke_fn, eke_ft, maskW, rdx_t, rdy_t, eke_rdz):
     """Advection tendency of EKE from the face fluxes (interior; half cell at the top):
-    ``deke = -maskW [d_x fe / (cost dxt) + d_y fn / (cost dyt)] - d_z ft / dzw``."""
+    ``deke = -maskW [d_x fe / (cost dxt) + d_y fn / (cost dyt)] - d_z ft / dzw``, the reciprocals
+    rdx_t = 1/(cost dxt), rdy_t = 1/(cost dyt) (yt) and eke_rdz = 1/dzw (1/(0.5 dzw) at the top)."""
     nz = eke_fe.shape[0]
     if not in_interior(i, j, eke_fe.shape[2], eke_fe.shape[1]):
         deke[k, j, i] = 0.0
         return
-    r = maskW[k, j, i] * (-(eke_fe[k, j, i] - eke_fe[k, j, i - 1]) / (cost[j] * dxt[i])
-                          - (eke_fn[k, j, i] - eke_fn[k, j - 1, i]) / (cost[j] * dyt[j]))
-    # no flux through the bottom face (k = 0), a half cell at the top (k = nz-1); as
-    # selects (ft - 0.0 == ft exactly), so that the loop over i vectorises
+    r = maskW[k, j, i] * (-(eke_fe[k, j, i] - eke_fe[k, j, i - 1]) * rdx_t[j, i]
+                          - (eke_fn[k, j, i] - eke_fn[k, j - 1, i]) * rdy_t[j])
+    # no flux through the bottom face (k = 0), a half cell at the top (k = nz-1, in eke_rdz); as
+    # a select (ft - 0.0 == ft exactly), so that the loop over i vectorises
     ftm = eke_ft[k - 1, j, i] if k > 0 else 0.0
-    dz = dzw[k] if k < nz - 1 else 0.5 * dzw[k]
-    deke[k, j, i] = r + (-(eke_ft[k, j, i] - ftm) / dz)
+    deke[k, j, i] = r + (-(eke_ft[k, j, i] - ftm) * eke_rdz[k])
 
 
 # ---------------------------------------------------------------------------
@@ -432,50 +444,53 @@ def eke_advection(i, j, k, deke, eke_fe, eke_fn, eke_ft, maskW, cost, dxt, dyt, 
 # ---------------------------------------------------------------------------
 
 @device
-def eke_fe(k, j, i, eke, K_gm, maskU, cost, dxu):
+def eke_fe(k, j, i, eke, K_gm, maskU, rdx_u):
+    """Diffusive EKE flux through the east face (U point) ``0.5 max(500, K_i + K_{i+1}) (e_{i+1} - e_i) / (cost dxu) maskU``."""
     if i >= eke.shape[2] - 1:
         return 0.0
     return (0.5 * max(500.0, K_gm[k, j, i] + K_gm[k, j, i + 1]) * (eke[k, j, i + 1] - eke[k, j, i])
-            / (cost[j] * dxu[i]) * maskU[k, j, i])
+            * rdx_u[j, i] * maskU[k, j, i])
 
 
 @device
-def eke_fn(k, j, i, eke, K_gm, maskV, cosu, dyu):
+def eke_fn(k, j, i, eke, K_gm, maskV, cosu, rdy_v):
+    """Diffusive EKE flux through the north face (V point) ``0.5 max(500, K_j + K_{j+1}) (e_{j+1} - e_j) / dyu maskV cosu``."""
     if j >= eke.shape[1] - 1:
         return 0.0
     return (0.5 * max(500.0, K_gm[k, j, i] + K_gm[k, j + 1, i]) * (eke[k, j + 1, i] - eke[k, j, i])
-            / dyu[j] * maskV[k, j, i] * cosu[j])
+            * rdy_v[j] * maskV[k, j, i] * cosu[j])
 
 
-def _ref_eke_update(eke_imp, eke, K_gm, deke_now, deke_old, maskU, maskV, maskW, cost, cosu, dxt, dxu, dyt, dyu,
+def _ref_eke_update(eke_imp, eke, K_gm, deke_now, deke_old, maskU, maskV, maskW, cosu, rdx_t, rdx_u, rdy_t, rdy_v,
                     dt_tracer):
     fe = np.zeros_like(eke)
     fn = np.zeros_like(eke)
     fe[:, :, :-1] = (0.5 * np.maximum(500.0, K_gm[:, :, :-1] + K_gm[:, :, 1:]) * (eke[:, :, 1:] - eke[:, :, :-1])
-                     / (cost[None, :, None] * dxu[None, None, :-1]) * maskU[:, :, :-1])
+                     * rdx_u[None, :, :-1] * maskU[:, :, :-1])
     fn[:, :-1, :] = (0.5 * np.maximum(500.0, K_gm[:, :-1, :] + K_gm[:, 1:, :]) * (eke[:, 1:, :] - eke[:, :-1, :])
-                     / dyu[None, :-1, None] * maskV[:, :-1, :] * cosu[None, :-1, None])
+                     * rdy_v[None, :-1, None] * maskV[:, :-1, :] * cosu[None, :-1, None])
     out = eke_imp.copy()
     out[:, 2:-2, 2:-2] += dt_tracer * maskW[:, 2:-2, 2:-2] * (
-        (fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) / (cost[None, 2:-2, None] * dxt[None, None, 2:-2])
-        + (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (cost[None, 2:-2, None] * dyt[None, 2:-2, None]))
+        (fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) * rdx_t[None, 2:-2, 2:-2]
+        + (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) * rdy_t[None, 2:-2, None])
     out += dt_tracer * ((1.5 + C.AB_EPS) * deke_now - (0.5 + C.AB_EPS) * deke_old)
     return (out,)
 
 
 @kernel("3d", outputs=("eke_new",), reference=_ref_eke_update,
         active=("eke_imp", "eke", "K_gm", "deke_now", "deke_old"))
-def eke_update(i, j, k, eke_new, eke_imp, eke, K_gm, deke_now, deke_old, maskU, maskV, maskW, cost, cosu, dxt, dxu,
-               dyt, dyu, dt_tracer):
+def eke_update(i, j, k, eke_new, eke_imp, eke, K_gm, deke_now, deke_old, maskU, maskV, maskW, cosu, rdx_t, rdx_u,
+               rdy_t, rdy_v, dt_tracer):
     """``eke[taup1] = e* + dt maskW div(K grad eke[tau]) + dt (1.6 deke[tau] - 0.6 deke[taum1])`` with the
-    lateral diffusivity ``K = 0.5 max(500, K_gm_i + K_gm_{i+1})`` (interior for the diffusion)."""
+    lateral diffusivity ``K = 0.5 max(500, K_gm_i + K_gm_{i+1})`` (interior for the diffusion); reciprocal
+    metrics rdx_u = 1/(cost dxu), rdy_v = 1/dyu, rdx_t = 1/(cost dxt), rdy_t = 1/(cost dyt)."""
     r = eke_imp[k, j, i]
     if in_interior(i, j, eke.shape[2], eke.shape[1]):
         r = r + dt_tracer * maskW[k, j, i] * (
-            (eke_fe(k, j, i, eke, K_gm, maskU, cost, dxu) - eke_fe(k, j, i - 1, eke, K_gm, maskU, cost, dxu))
-            / (cost[j] * dxt[i])
-            + (eke_fn(k, j, i, eke, K_gm, maskV, cosu, dyu) - eke_fn(k, j - 1, i, eke, K_gm, maskV, cosu, dyu))
-            / (cost[j] * dyt[j]))
+            (eke_fe(k, j, i, eke, K_gm, maskU, rdx_u) - eke_fe(k, j, i - 1, eke, K_gm, maskU, rdx_u))
+            * rdx_t[j, i]
+            + (eke_fn(k, j, i, eke, K_gm, maskV, cosu, rdy_v) - eke_fn(k, j - 1, i, eke, K_gm, maskV, cosu, rdy_v))
+            * rdy_t[j])
     eke_new[k, j, i] = r + dt_tracer * ((1.5 + C.AB_EPS) * deke_now[k, j, i] - (0.5 + C.AB_EPS) * deke_old[k, j, i])
 
 

@@ -36,63 +36,98 @@ def imin(a, b):
 # Coriolis and metric terms (energy conserving), U and V points
 # ---------------------------------------------------------------------------
 
+def momentum_metrics(grid):
+    """Static ratios and reciprocals of the momentum kernels (grid only), so that they divide
+    nowhere per grid point.  With ``NX``/``NY`` the halo-inclusive sizes:
+
+    * ``cor_rx0[i] = dxt_i / dxu_i``, ``cor_rx1[i] = dxt_{i+1} / dxu_i`` (xu; 0 on the last column),
+      the Coriolis/metric weights of the two T points around U point i;
+    * ``cor_ry0[j] = dyt_j cost_j / (dyu_j cosu_j)``, ``cor_ry1[j] = dyt_{j+1} cost_{j+1} / (dyu_j cosu_j)``
+      (yu; 0 on the last row), those of the two T rows around V row j;
+    * ``rdzt[k] = 1 / dzt_k`` (zt); ``rarea_u = 1 / area_u`` (yt, xu), ``rarea_v = 1 / area_v`` (yu, xt),
+      the advective divergence metrics;
+    * ``rdx_u = 1 / (cost dxu)`` (yt, xu) and ``rdy_v[j] = 1 / dyu_j`` (yu), the pressure gradient's.
+
+    A tendency is then a product of these with the fluxes (measured at 0.25 deg: the fused
+    momentum tendency in 0.xx of the time with divisions; results change at round-off).
+    """
+    dxt, dxu = np.asarray(grid.dxt, float), np.asarray(grid.dxu, float)
+    dyt, dyu = np.asarray(grid.dyt, float), np.asarray(grid.dyu, float)
+    cost, cosu = np.asarray(grid.cost, float), np.asarray(grid.cosu, float)
+    rx1 = np.zeros_like(dxu)
+    rx1[:-1] = dxt[1:] / dxu[:-1]
+    ry1 = np.zeros_like(dyu)
+    ry1[:-1] = dyt[1:] * cost[1:] / (dyu[:-1] * cosu[:-1])
+    return {"cor_rx0": dxt / dxu, "cor_rx1": rx1, "cor_ry0": dyt * cost / (dyu * cosu), "cor_ry1": ry1,
+            "rdzt": 1.0 / np.asarray(grid.dzt, float), "rarea_u": 1.0 / np.asarray(grid.area_u, float),
+            "rarea_v": 1.0 / np.asarray(grid.area_v, float), "rdx_u": 1.0 / (cost[:, None] * dxu[None, :]),
+            "rdy_v": 1.0 / dyu}
+
+
+#: the momentum_metrics arrays
+MOMENTUM_METRICS = ("cor_rx0", "cor_rx1", "cor_ry0", "cor_ry1", "rdzt", "rarea_u", "rarea_v", "rdx_u", "rdy_v")
+
+
 @device
-def coriolis_u_at(k, j, i, u, v, coriolis_t, tantr, dxt, dxu):
+def coriolis_u_at(k, j, i, u, v, coriolis_t, tantr, cor_rx0, cor_rx1):
     """du_cor at the U point (k, j, i), without the mask.
 
-    ``0.25 [f_i (v_{j}+v_{j-1}) dxt_i + f_{i+1} (v^{i+1}_{j}+v^{i+1}_{j-1}) dxt_{i+1}] / dxu_i``
-    plus the metric term ``0.125 tantr_j [(u_i+u_{i-1})(v_j+v_{j-1}) dxt_i + (u_{i+1}+u_i)(...) dxt_{i+1}] / dxu_i``.
+    ``0.25 [f_i (v_{j}+v_{j-1}) r0_i + f_{i+1} (v^{i+1}_{j}+v^{i+1}_{j-1}) r1_i]`` with
+    ``r0 = dxt_i / dxu_i``, ``r1 = dxt_{i+1} / dxu_i`` (:func:`momentum_metrics`), plus the metric term
+    ``0.125 tantr_j [(u_i+u_{i-1})(v_j+v_{j-1}) r0_i + (u_{i+1}+u_i)(...) r1_i]``.
     """
     vs0 = v[k, j, i] + v[k, j - 1, i]
     vs1 = v[k, j, i + 1] + v[k, j - 1, i + 1]
-    cor = 0.25 * (coriolis_t[j, i] * vs0 * dxt[i] / dxu[i] + coriolis_t[j, i + 1] * vs1 * dxt[i + 1] / dxu[i])
-    met = 0.125 * tantr[j] * ((u[k, j, i] + u[k, j, i - 1]) * vs0 * dxt[i] / dxu[i]
-                              + (u[k, j, i + 1] + u[k, j, i]) * vs1 * dxt[i + 1] / dxu[i])
+    r0 = cor_rx0[i]
+    r1 = cor_rx1[i]
+    cor = 0.25 * (coriolis_t[j, i] * vs0 * r0 + coriolis_t[j, i + 1] * vs1 * r1)
+    met = 0.125 * tantr[j] * ((u[k, j, i] + u[k, j, i - 1]) * vs0 * r0 + (u[k, j, i + 1] + u[k, j, i]) * vs1 * r1)
     return cor, met
 
 
 @device
-def coriolis_v_at(k, j, i, u, coriolis_t, tantr, dyt, dyu, cost, cosu):
-    """dv_cor at the V point (k, j, i), without the mask (Coriolis, metric)."""
+def coriolis_v_at(k, j, i, u, coriolis_t, tantr, cor_ry0, cor_ry1):
+    """dv_cor at the V point (k, j, i), without the mask (Coriolis, metric); weights
+    ``w0 = dyt_j cost_j / (dyu_j cosu_j)``, ``w1 = dyt_{j+1} cost_{j+1} / (dyu_j cosu_j)``."""
     us0 = u[k, j, i - 1] + u[k, j, i]
     us1 = u[k, j + 1, i - 1] + u[k, j + 1, i]
-    w0 = dyt[j] * cost[j] / (dyu[j] * cosu[j])
-    w1 = dyt[j + 1] * cost[j + 1] / (dyu[j] * cosu[j])
+    w0 = cor_ry0[j]
+    w1 = cor_ry1[j]
     cor = -0.25 * (coriolis_t[j, i] * us0 * w0 + coriolis_t[j + 1, i] * us1 * w1)
     met = -0.125 * (tantr[j] * us0 * us0 * w0 + tantr[j + 1] * us1 * us1 * w1)
     return cor, met
 
 
 @device
-def cormet_u_at(k, j, i, u, v, coriolis_t, tantr, dxt, dxu, maskU):
+def cormet_u_at(k, j, i, u, v, coriolis_t, tantr, cor_rx0, cor_rx1, maskU):
     """du_cor at an interior U point: ``maskU cor + maskU met``."""
-    cu, mu = coriolis_u_at(k, j, i, u, v, coriolis_t, tantr, dxt, dxu)
+    cu, mu = coriolis_u_at(k, j, i, u, v, coriolis_t, tantr, cor_rx0, cor_rx1)
     return maskU[k, j, i] * cu + maskU[k, j, i] * mu
 
 
 @device
-def cormet_v_at(k, j, i, u, coriolis_t, tantr, dyt, dyu, cost, cosu, maskV):
+def cormet_v_at(k, j, i, u, coriolis_t, tantr, cor_ry0, cor_ry1, maskV):
     """dv_cor at an interior V point: ``maskV cor + maskV met``."""
-    cv, mv = coriolis_v_at(k, j, i, u, coriolis_t, tantr, dyt, dyu, cost, cosu)
+    cv, mv = coriolis_v_at(k, j, i, u, coriolis_t, tantr, cor_ry0, cor_ry1)
     return maskV[k, j, i] * cv + maskV[k, j, i] * mv
 
 
-def _ref_coriolis_metric(u, v, coriolis_t, tantr, dxt, dxu, dyt, dyu, cost, cosu, maskU, maskV):
+def _ref_coriolis_metric(u, v, coriolis_t, tantr, cor_rx0, cor_rx1, cor_ry0, cor_ry1, maskU, maskV):
     du = np.zeros_like(u)
     dv = np.zeros_like(v)
     s = (slice(None), slice(2, -2), slice(2, -2))
     f = coriolis_t[None]
     vs0 = v[:, 2:-2, 2:-2] + v[:, 1:-3, 2:-2]
     vs1 = v[:, 2:-2, 3:-1] + v[:, 1:-3, 3:-1]
-    rx0 = (dxt[2:-2] / dxu[2:-2])[None, None]
-    rx1 = (dxt[3:-1] / dxu[2:-2])[None, None]
+    rx0 = cor_rx0[None, None, 2:-2]
+    rx1 = cor_rx1[None, None, 2:-2]
     du[s] = maskU[s] * (0.25 * (f[:, 2:-2, 2:-2] * vs0 * rx0 + f[:, 2:-2, 3:-1] * vs1 * rx1)
                         + 0.125 * tantr[None, 2:-2, None] * ((u[:, 2:-2, 2:-2] + u[:, 2:-2, 1:-3]) * vs0 * rx0
                                                              + (u[:, 2:-2, 3:-1] + u[:, 2:-2, 2:-2]) * vs1 * rx1))
     us0 = u[:, 2:-2, 1:-3] + u[:, 2:-2, 2:-2]
     us1 = u[:, 3:-1, 1:-3] + u[:, 3:-1, 2:-2]
-    w0 = (dyt[2:-2] * cost[2:-2] / (dyu[2:-2] * cosu[2:-2]))[None, :, None]
-    w1 = (dyt[3:-1] * cost[3:-1] / (dyu[2:-2] * cosu[2:-2]))[None, :, None]
+    w0 = cor_ry0[None, 2:-2, None]
+    w1 = cor_ry1[None, 2:-2, None]
     dv[s] = maskV[s] * (-0.25 * (f[:, 2:-2, 2:-2] * us0 * w0 + f[:, 3:-1, 2:-2] * us1 * w1)
                         - 0.125 * (tantr[None, 2:-2, None] * us0 ** 2 * w0 + tantr[None, 3:-1, None] * us1 ** 2 * w1))
     return du, dv
@@ -100,16 +135,17 @@ def _ref_coriolis_metric(u, v, coriolis_t, tantr, dxt, dxu, dyt, dyu, cost, cosu
 
 @kernel("3d", outputs=("du_cor", "dv_cor"), reference=_ref_coriolis_metric, active=("u", "v"),
         split=True, same_shapes=True)
-def coriolis_metric(i, j, k, du_cor, dv_cor, u, v, coriolis_t, tantr, dxt, dxu, dyt, dyu, cost, cosu,
+def coriolis_metric(i, j, k, du_cor, dv_cor, u, v, coriolis_t, tantr, cor_rx0, cor_rx1, cor_ry0, cor_ry1,
                     maskU, maskV):
     """Coriolis force and spherical metric terms at U and V points (Veros ``tend_coriolisf``).
 
     Arrays: u, du_cor, maskU at U (zt, yt, xu); v, dv_cor, maskV at V (zt, yu, xt);
-    coriolis_t (yt, xt); tantr, cost, dyt (yt); cosu, dyu (yu); dxt (xt); dxu (xu).
+    coriolis_t (yt, xt); tantr (yt); cor_rx0, cor_rx1 (xu) and cor_ry0, cor_ry1 (yu) the
+    metric ratios of :func:`momentum_metrics`.
     """
     if in_interior(i, j, u.shape[2], u.shape[1]):
-        du_cor[k, j, i] = cormet_u_at(k, j, i, u, v, coriolis_t, tantr, dxt, dxu, maskU)
-        dv_cor[k, j, i] = cormet_v_at(k, j, i, u, coriolis_t, tantr, dyt, dyu, cost, cosu, maskV)
+        du_cor[k, j, i] = cormet_u_at(k, j, i, u, v, coriolis_t, tantr, cor_rx0, cor_rx1, maskU)
+        dv_cor[k, j, i] = cormet_v_at(k, j, i, u, coriolis_t, tantr, cor_ry0, cor_ry1, maskV)
     else:
         du_cor[k, j, i] = 0.0
         dv_cor[k, j, i] = 0.0
@@ -136,8 +172,8 @@ def wtr_at(k, j, i, w, maskW, area_t):
 
 
 @device
-def madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_u):
-    """du_adv at an interior U point."""
+def madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_u):
+    """du_adv at an interior U point (``rdzt rarea_u = 1 / (dzt area_u)``)."""
     nz = u.shape[0]
     # flux_east at faces i and i-1 (T points i+1 and i)
     fe1 = 0.25 * (u[k, j, i] + u[k, j, i + 1]) * (utr_at(k, j, i + 1, u, maskU, dyt, dzt) + utr_at(k, j, i, u, maskU, dyt, dzt))
@@ -145,8 +181,9 @@ def madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t
     # flux_north at corners j and j-1
     fn1 = 0.25 * (u[k, j, i] + u[k, j + 1, i]) * (vtr_at(k, j, i + 1, v, maskV, dxt, dzt, cosu) + vtr_at(k, j, i, v, maskV, dxt, dzt, cosu))
     fn0 = 0.25 * (u[k, j - 1, i] + u[k, j, i]) * (vtr_at(k, j - 1, i + 1, v, maskV, dxt, dzt, cosu) + vtr_at(k, j - 1, i, v, maskV, dxt, dzt, cosu))
-    r = -maskU[k, j, i] * (fe1 - fe0 + fn1 - fn0) / (dzt[k] * area_u[j, i])
-    tmp = maskU[k, j, i] / (dzt[k] * area_u[j, i])
+    rv = rdzt[k] * rarea_u[j, i]
+    r = -maskU[k, j, i] * (fe1 - fe0 + fn1 - fn0) * rv
+    tmp = maskU[k, j, i] * rv
     if k < nz - 1:
         ft1 = 0.25 * (u[k + 1, j, i] + u[k, j, i]) * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j, i + 1, w, maskW, area_t))
         r = r - tmp * ft1
@@ -157,15 +194,16 @@ def madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t
 
 
 @device
-def madv_v_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_v):
-    """dv_adv at an interior V point."""
+def madv_v_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_v):
+    """dv_adv at an interior V point (``rdzt rarea_v = 1 / (dzt area_v)``)."""
     nz = v.shape[0]
     fe1 = 0.25 * (v[k, j, i] + v[k, j, i + 1]) * (utr_at(k, j + 1, i, u, maskU, dyt, dzt) + utr_at(k, j, i, u, maskU, dyt, dzt))
     fe0 = 0.25 * (v[k, j, i - 1] + v[k, j, i]) * (utr_at(k, j + 1, i - 1, u, maskU, dyt, dzt) + utr_at(k, j, i - 1, u, maskU, dyt, dzt))
     fn1 = 0.25 * (v[k, j, i] + v[k, j + 1, i]) * (vtr_at(k, j + 1, i, v, maskV, dxt, dzt, cosu) + vtr_at(k, j, i, v, maskV, dxt, dzt, cosu))
     fn0 = 0.25 * (v[k, j - 1, i] + v[k, j, i]) * (vtr_at(k, j, i, v, maskV, dxt, dzt, cosu) + vtr_at(k, j - 1, i, v, maskV, dxt, dzt, cosu))
-    r = -maskV[k, j, i] * (fe1 - fe0 + fn1 - fn0) / (dzt[k] * area_v[j, i])
-    tmp = maskV[k, j, i] / (dzt[k] * area_v[j, i])
+    rv = rdzt[k] * rarea_v[j, i]
+    r = -maskV[k, j, i] * (fe1 - fe0 + fn1 - fn0) * rv
+    tmp = maskV[k, j, i] * rv
     if k < nz - 1:
         ft1 = 0.25 * (v[k + 1, j, i] + v[k, j, i]) * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j + 1, i, w, maskW, area_t))
         r = r - tmp * ft1
@@ -175,17 +213,17 @@ def madv_v_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t
     return r
 
 
-def _ref_momentum_advection(u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_u, area_v):
+def _ref_momentum_advection(u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_u, rarea_v):
     dz = dzt[:, None, None]
     utr = u * maskU * dyt[None, :, None] * dz
     vtr = dz * cosu[None, :, None] * dxt[None, None, :] * v * maskV
     wtr = w * maskW * area_t[None]
     out = []
-    for q, tr_e, tr_n, wsh, area, mask in (
+    for q, tr_e, tr_n, wsh, rarea, mask in (
         (u, lambda: (utr[:, 2:-2, 2:-1] + utr[:, 2:-2, 1:-2]), lambda: (vtr[:, 1:-2, 3:-1] + vtr[:, 1:-2, 2:-2]),
-         (slice(2, -2), slice(3, -1)), area_u, maskU),
+         (slice(2, -2), slice(3, -1)), rarea_u, maskU),
         (v, lambda: (utr[:, 3:-1, 1:-2] + utr[:, 2:-2, 1:-2]), lambda: (vtr[:, 2:-1, 2:-2] + vtr[:, 1:-2, 2:-2]),
-         (slice(3, -1), slice(2, -2)), area_v, maskV),
+         (slice(3, -1), slice(2, -2)), rarea_v, maskV),
     ):
         fe = np.zeros_like(q)
         fn = np.zeros_like(q)
@@ -195,9 +233,10 @@ def _ref_momentum_advection(u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, a
         ft[:-1, 2:-2, 2:-2] = 0.25 * (q[1:, 2:-2, 2:-2] + q[:-1, 2:-2, 2:-2]) * (
             wtr[:-1, 2:-2, 2:-2] + wtr[(slice(None, -1),) + wsh])
         d = np.zeros_like(q)
-        d[:, 2:-2, 2:-2] = -mask[:, 2:-2, 2:-2] * (fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3] + fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (
-            dz * area[None, 2:-2, 2:-2])
-        tmp = mask / (dz * area[None])
+        rv = rdzt[:, None, None] * rarea[None]
+        d[:, 2:-2, 2:-2] = -mask[:, 2:-2, 2:-2] * (fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3] + fn[:, 2:-2, 2:-2]
+                                                   - fn[:, 1:-3, 2:-2]) * rv[:, 2:-2, 2:-2]
+        tmp = mask * rv
         d = d - tmp * ft
         d[1:] += tmp[1:] * ft[:-1]
         out.append(d)
@@ -207,16 +246,18 @@ def _ref_momentum_advection(u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, a
 @kernel("3d", outputs=("du_adv", "dv_adv"), reference=_ref_momentum_advection, active=("u", "v", "w"),
         split=True, same_shapes=True)
 def momentum_advection(i, j, k, du_adv, dv_adv, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu,
-                       area_t, area_u, area_v):
+                       area_t, rdzt, rarea_u, rarea_v):
     """Second-order, energy-conserving flux-form momentum advection (Veros ``momentum_advection``).
 
     ``du_adv = -maskU [d_x(fe) + d_y(fn)] / (dzt area_u) - maskU d_z(ft) / (dzt area_u)`` with
     ``fe = 0.25 (u_i + u_{i+1})(utr_{i+1} + utr_i)`` etc.; du_adv at U, dv_adv at V,
-    w at W points; area_t/u/v (2-d).
+    w at W points; area_t (2-d); ``1 / (dzt area_u)`` as ``rdzt rarea_u`` (:func:`momentum_metrics`).
     """
     if in_interior(i, j, u.shape[2], u.shape[1]):
-        du_adv[k, j, i] = madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_u)
-        dv_adv[k, j, i] = madv_v_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_v)
+        du_adv[k, j, i] = madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt,
+                                    rarea_u)
+        dv_adv[k, j, i] = madv_v_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt,
+                                    rarea_v)
     else:
         du_adv[k, j, i] = 0.0
         dv_adv[k, j, i] = 0.0
@@ -258,7 +299,7 @@ def hydrostatic_pressure(i, j, k, p_hydro, rho, maskT, dzw):
 # ---------------------------------------------------------------------------
 
 def _ref_explicit_tendency(du_cor, dv_cor, du_adv, dv_adv, p_hydro, surface_taux, surface_tauy, maskU, maskV,
-                           dzt, dxu, dyu, cost):
+                           dzt, rdx_u, rdy_v):
     du = np.zeros_like(du_cor)
     dv = np.zeros_like(dv_cor)
     s = (slice(None), slice(2, -2), slice(2, -2))
@@ -268,52 +309,54 @@ def _ref_explicit_tendency(du_cor, dv_cor, du_adv, dv_adv, p_hydro, surface_taux
     dv[-1, 2:-2, 2:-2] += maskV[-1, 2:-2, 2:-2] * surface_tauy[2:-2, 2:-2] / dzt[-1] / C.RHO_0
     du[s] += du_adv[s]
     dv[s] += dv_adv[s]
-    du[s] += -(p_hydro[:, 2:-2, 3:-1] - p_hydro[:, 2:-2, 2:-2]) / (cost[None, 2:-2, None] * dxu[None, None, 2:-2]) * maskU[s]
-    dv[s] += -(p_hydro[:, 3:-1, 2:-2] - p_hydro[:, 2:-2, 2:-2]) / dyu[None, 2:-2, None] * maskV[s]
+    du[s] += -(p_hydro[:, 2:-2, 3:-1] - p_hydro[:, 2:-2, 2:-2]) * rdx_u[None, 2:-2, 2:-2] * maskU[s]
+    dv[s] += -(p_hydro[:, 3:-1, 2:-2] - p_hydro[:, 2:-2, 2:-2]) * rdy_v[None, 2:-2, None] * maskV[s]
     return du, dv
 
 
 @kernel("3d", outputs=("du", "dv"), reference=_ref_explicit_tendency,
         active=("du_cor", "dv_cor", "du_adv", "dv_adv", "p_hydro", "surface_taux", "surface_tauy"))
 def explicit_tendency(i, j, k, du, dv, du_cor, dv_cor, du_adv, dv_adv, p_hydro, surface_taux, surface_tauy,
-                      maskU, maskV, dzt, dxu, dyu, cost):
+                      maskU, maskV, dzt, rdx_u, rdy_v):
     """The Adams-Bashforth-extrapolated momentum tendency at U / V points.
 
     ``du = du_cor + [k=top] maskU taux / (dzt rho_0) + du_adv - maskU (p_{i+1} - p_i) / (cost dxu)``
-    (same for v with ``(p_{j+1} - p_j) / dyu``); surface_taux (yt, xu), surface_tauy (yu, xt).
+    (same for v with ``(p_{j+1} - p_j) / dyu``); surface_taux (yt, xu), surface_tauy (yu, xt);
+    ``1 / (cost dxu)`` is rdx_u (yt, xu), ``1 / dyu`` rdy_v (yu) (:func:`momentum_metrics`).
     """
     if in_interior(i, j, du.shape[2], du.shape[1]):
         du[k, j, i] = explicit_u_at(k, j, i, du_cor[k, j, i], du_adv[k, j, i], p_hydro, surface_taux, maskU,
-                                    dzt, dxu, cost)
+                                    dzt, rdx_u)
         dv[k, j, i] = explicit_v_at(k, j, i, dv_cor[k, j, i], dv_adv[k, j, i], p_hydro, surface_tauy, maskV,
-                                    dzt, dyu)
+                                    dzt, rdy_v)
     else:
         du[k, j, i] = 0.0
         dv[k, j, i] = 0.0
 
 
 @device
-def explicit_u_at(k, j, i, cor, adv, p_hydro, surface_taux, maskU, dzt, dxu, cost):
+def explicit_u_at(k, j, i, cor, adv, p_hydro, surface_taux, maskU, dzt, rdx_u):
     """du at an interior U point from its Coriolis/metric and advective parts (summed in this order)."""
     a = cor
     if k == p_hydro.shape[0] - 1:
         a = a + maskU[k, j, i] * surface_taux[j, i] / dzt[k] / C.RHO_0
     a = a + adv
-    return a + (-(p_hydro[k, j, i + 1] - p_hydro[k, j, i]) / (cost[j] * dxu[i]) * maskU[k, j, i])
+    return a + (-(p_hydro[k, j, i + 1] - p_hydro[k, j, i]) * rdx_u[j, i] * maskU[k, j, i])
 
 
 @device
-def explicit_v_at(k, j, i, cor, adv, p_hydro, surface_tauy, maskV, dzt, dyu):
+def explicit_v_at(k, j, i, cor, adv, p_hydro, surface_tauy, maskV, dzt, rdy_v):
     """dv at an interior V point (see :func:`explicit_u_at`)."""
     b = cor
     if k == p_hydro.shape[0] - 1:
         b = b + maskV[k, j, i] * surface_tauy[j, i] / dzt[k] / C.RHO_0
     b = b + adv
-    return b + (-(p_hydro[k, j + 1, i] - p_hydro[k, j, i]) / dyu[j] * maskV[k, j, i])
+    return b + (-(p_hydro[k, j + 1, i] - p_hydro[k, j, i]) * rdy_v[j] * maskV[k, j, i])
 
 
-def _momentum_tendency(i, j, k, du, dv, u, v, coriolis_t, tantr, dxt, dxu, dyt, dyu, cost, cosu, maskU, maskV,
-                       w, maskW, dzt, area_t, area_u, area_v, p_hydro, surface_taux, surface_tauy):
+def _momentum_tendency(i, j, k, du, dv, u, v, coriolis_t, tantr, cor_rx0, cor_rx1, cor_ry0, cor_ry1, maskU, maskV,
+                       w, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_u, rarea_v, p_hydro, surface_taux,
+                       surface_tauy, rdx_u, rdy_v):
     """The explicit momentum tendency in one pass over memory (coriolis_metric, momentum_advection
     and explicit_tendency fused): at every point the Coriolis and metric terms and the advection,
     kept in registers, summed with wind stress and pressure gradient (``p_hydro`` computed before).
@@ -323,12 +366,12 @@ def _momentum_tendency(i, j, k, du, dv, u, v, coriolis_t, tantr, dxt, dxu, dyt, 
     Same operations in the same order as the three kernels, so the same bits (tested).
     """
     if in_interior(i, j, u.shape[2], u.shape[1]):
-        cor = cormet_u_at(k, j, i, u, v, coriolis_t, tantr, dxt, dxu, maskU)
-        adv = madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_u)
-        du[k, j, i] = explicit_u_at(k, j, i, cor, adv, p_hydro, surface_taux, maskU, dzt, dxu, cost)
-        cor = cormet_v_at(k, j, i, u, coriolis_t, tantr, dyt, dyu, cost, cosu, maskV)
-        adv = madv_v_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, area_v)
-        dv[k, j, i] = explicit_v_at(k, j, i, cor, adv, p_hydro, surface_tauy, maskV, dzt, dyu)
+        cor = cormet_u_at(k, j, i, u, v, coriolis_t, tantr, cor_rx0, cor_rx1, maskU)
+        adv = madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_u)
+        du[k, j, i] = explicit_u_at(k, j, i, cor, adv, p_hydro, surface_taux, maskU, dzt, rdx_u)
+        cor = cormet_v_at(k, j, i, u, coriolis_t, tantr, cor_ry0, cor_ry1, maskV)
+        adv = madv_v_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_v)
+        dv[k, j, i] = explicit_v_at(k, j, i, cor, adv, p_hydro, surface_tauy, maskV, dzt, rdy_v)
     else:
         du[k, j, i] = 0.0
         dv[k, j, i] = 0.0

@@ -103,19 +103,35 @@ def adv2_ft(k, j, i, q, w, maskW):
     return 0.5 * (q[k, j, i] + q[k + 1, j, i]) * w[k, j, i] * maskW[k, j, i]
 
 
+def tracer_metrics(grid):
+    """Reciprocal divergence metrics of the T cell (grid only): ``rdx_t = 1 / (cost dxt)``
+    (yt, xt) and ``rdy_t[j] = 1 / (cost_j dyt_j)`` (yt); with ``rdzt = 1 / dzt``
+    (:func:`ocean_core.kernels.momentum.momentum_metrics`) the advective tendencies divide nowhere
+    per grid point."""
+    cost = np.asarray(grid.cost, float)
+    return {"rdx_t": 1.0 / (cost[:, None] * np.asarray(grid.dxt, float)[None, :]),
+            "rdy_t": 1.0 / (cost * np.asarray(grid.dyt, float))}
+
+
+#: the tracer_metrics arrays
+TRACER_METRICS = ("rdx_t", "rdy_t")
+
+
 @device
-def adv2_tendency(k, j, i, q, u, v, w, maskT, maskU, maskV, maskW, cost, cosu, dxt, dyt, dzt):
-    r = maskT[k, j, i] * (-(adv2_fe(k, j, i, q, u, maskU) - adv2_fe(k, j, i - 1, q, u, maskU)) / (cost[j] * dxt[i])
-                          - (adv2_fn(k, j, i, q, v, maskV, cosu) - adv2_fn(k, j - 1, i, q, v, maskV, cosu)) / (cost[j] * dyt[j]))
+def adv2_tendency(k, j, i, q, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t, rdzt):
+    """``-maskT [(fe_i - fe_{i-1}) / (cost dxt) + (fn_j - fn_{j-1}) / (cost dyt) + (ft_k - ft_{k-1}) / dzt]``
+    at T point (k, j, i), the reciprocals read from rdx_t, rdy_t, rdzt."""
+    r = maskT[k, j, i] * (-(adv2_fe(k, j, i, q, u, maskU) - adv2_fe(k, j, i - 1, q, u, maskU)) * rdx_t[j, i]
+                          - (adv2_fn(k, j, i, q, v, maskV, cosu) - adv2_fn(k, j - 1, i, q, v, maskV, cosu)) * rdy_t[j])
     ft1 = adv2_ft(k, j, i, q, w, maskW)
     if k == 0:
-        r = r + (-maskT[k, j, i] * ft1 / dzt[k])
+        r = r + (-maskT[k, j, i] * ft1 * rdzt[k])
     else:
-        r = r + (-maskT[k, j, i] * (ft1 - adv2_ft(k - 1, j, i, q, w, maskW)) / dzt[k])
+        r = r + (-maskT[k, j, i] * (ft1 - adv2_ft(k - 1, j, i, q, w, maskW)) * rdzt[k])
     return r
 
 
-def _ref_adv2(q, u, v, w, maskT, maskU, maskV, maskW, cost, cosu, dxt, dyt, dzt):
+def _ref_adv2(q, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t, rdzt):
     fe = np.zeros_like(q)
     fn = np.zeros_like(q)
     ft = np.zeros_like(q)
@@ -124,29 +140,32 @@ def _ref_adv2(q, u, v, w, maskT, maskU, maskV, maskW, cost, cosu, dxt, dyt, dzt)
     ft[:-1, 2:-2, 2:-2] = 0.5 * (q[:-1, 2:-2, 2:-2] + q[1:, 2:-2, 2:-2]) * w[:-1, 2:-2, 2:-2] * maskW[:-1, 2:-2, 2:-2]
     d = np.zeros_like(q)
     d[:, 2:-2, 2:-2] = maskT[:, 2:-2, 2:-2] * (
-        -(fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) / (cost[None, 2:-2, None] * dxt[None, None, 2:-2])
-        - (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) / (cost[None, 2:-2, None] * dyt[None, 2:-2, None]))
-    d[0] += -maskT[0] * ft[0] / dzt[0]
-    d[1:] += -maskT[1:] * (ft[1:] - ft[:-1]) / dzt[1:, None, None]
+        -(fe[:, 2:-2, 2:-2] - fe[:, 2:-2, 1:-3]) * rdx_t[None, 2:-2, 2:-2]
+        - (fn[:, 2:-2, 2:-2] - fn[:, 1:-3, 2:-2]) * rdy_t[None, 2:-2, None])
+    d[0] += -maskT[0] * ft[0] * rdzt[0]
+    d[1:] += -maskT[1:] * (ft[1:] - ft[:-1]) * rdzt[1:, None, None]
     return d
 
 
-def _ref_tracer_advection(temp, salt, u, v, w, maskT, maskU, maskV, maskW, cost, cosu, dxt, dyt, dzt):
-    a = (u, v, w, maskT, maskU, maskV, maskW, cost, cosu, dxt, dyt, dzt)
+def _ref_tracer_advection(temp, salt, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t, rdzt):
+    a = (u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t, rdzt)
     return _ref_adv2(temp, *a), _ref_adv2(salt, *a)
 
 
 @kernel("3d", outputs=("dtemp", "dsalt"), reference=_ref_tracer_advection, active=("temp", "salt", "u", "v", "w"),
         split=True, same_shapes=True)
-def tracer_advection(i, j, k, dtemp, dsalt, temp, salt, u, v, w, maskT, maskU, maskV, maskW, cost, cosu, dxt,
-                     dyt, dzt):
+def tracer_advection(i, j, k, dtemp, dsalt, temp, salt, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t,
+                     rdy_t, rdzt):
     """Second-order central advection tendency of temp and salt (T points; interior, zero halos):
     ``dT = -maskT [d_x(fe)/(cost dxt) + d_y(fn)/(cost dyt) + d_z(ft)/dzt]`` with
     ``fe = 0.5 (T_i + T_{i+1}) u maskU``, ``fn = cosu 0.5 (T_j + T_{j+1}) v maskV``,
-    ``ft = 0.5 (T_k + T_{k+1}) w maskW`` (0 at the surface)."""
+    ``ft = 0.5 (T_k + T_{k+1}) w maskW`` (0 at the surface); the reciprocal metrics from
+    :func:`tracer_metrics` (rdx_t, rdy_t) and ``rdzt = 1 / dzt``."""
     if in_interior(i, j, temp.shape[2], temp.shape[1]):
-        dtemp[k, j, i] = adv2_tendency(k, j, i, temp, u, v, w, maskT, maskU, maskV, maskW, cost, cosu, dxt, dyt, dzt)
-        dsalt[k, j, i] = adv2_tendency(k, j, i, salt, u, v, w, maskT, maskU, maskV, maskW, cost, cosu, dxt, dyt, dzt)
+        dtemp[k, j, i] = adv2_tendency(k, j, i, temp, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t,
+                                       rdzt)
+        dsalt[k, j, i] = adv2_tendency(k, j, i, salt, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t,
+                                       rdzt)
     else:
         dtemp[k, j, i] = 0.0
         dsalt[k, j, i] = 0.0
