@@ -48,8 +48,10 @@ def momentum_metrics(grid):
       the advective divergence metrics;
     * ``rdx_u = 1 / (cost dxu)`` (yt, xu) and ``rdy_v[j] = 1 / dyu_j`` (yu), the pressure gradient's.
 
-    A tendency is then a product of these with the fluxes (measured at 0.25 deg: the fused
-    momentum tendency in 0.xx of the time with divisions; results change at round-off).
+    A tendency is then a product of these with the fluxes; results change at round-off.  Measured at
+    0.25 deg, 1 thread, same process: the forward momentum tendency 0.96 of its time with divisions
+    (the kernel is bound by its loads, not by the divisions), the tangents/adjoints of Coriolis and
+    advection 0.90-0.97.
     """
     dxt, dxu = np.asarray(grid.dxt, float), np.asarray(grid.dxu, float)
     dyt, dyu = np.asarray(grid.dyt, float), np.asarray(grid.dyu, float)
