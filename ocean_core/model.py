@@ -131,10 +131,6 @@ class Model:
         self.fields = F
         for n, a in kernel_arrays(grid).items():
             F.arrays[n] = be.asarray(a)
-        # float64 masks for velocity_on_wgrid: it reads the neighbour column through a clamped
-        # index (a gather), and there is no byte gather, so with int8 masks it ran 2.3x slower
-        for n in ("maskU", "maskV", "maskW"):
-            F.arrays[n + "_f64"] = be.asarray(getattr(grid, n))
         F.arrays["psin"] = be.asarray(self.solver.psin)
         p = settings.hor_friction_cosPower
         for n, a in derived_metrics(grid, p).items():  # ratios/reciprocals: kernels divide nowhere per point
@@ -220,8 +216,7 @@ class Model:
             K(ktr.equation_of_state, rho="rho@taup1", Nsqr="Nsqr@taup1", temp="temp@taup1", salt="salt@taup1"),
             # EKE
             K(kfric.dissipation_to_tgrid),
-            K(keke.velocity_on_wgrid, u="u@tau", v="v@tau", maskU="maskU_f64", maskV="maskV_f64",
-              maskW="maskW_f64"),
+            K(keke.velocity_on_wgrid, u="u@tau", v="v@tau"),
             K(keke.w_wgrid_continuity),
             K(keke.eke_implicit, eke="eke@tau"),
             K(keke.eke_fluxes, eke="eke@tau"),

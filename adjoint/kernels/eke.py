@@ -220,51 +220,46 @@ def eke_diffusivities_ad(i, j, b_eke, b_Nsqr, b_L_rossby, b_sqrteke, b_L_rhines,
 # ===========================================================================
 
 @tangent_of(F.velocity_on_wgrid)
-def velocity_on_wgrid_tl(i, j, k, d_u_wgrid, d_v_wgrid, d_u, d_v, maskU, maskV, maskW, dzt, dzw):
+def velocity_on_wgrid_tl(i, j, k, d_u_wgrid, d_v_wgrid, d_u, d_v, maskU, maskV, wface_x, wface_y, wint_up, wint_dn,
+                         wint_mv):
     """Tangent = the forward kernel applied to d_u, d_v (linear)."""
-    _velocity_on_wgrid(i, j, k, d_u_wgrid, d_v_wgrid, d_u, d_v, maskU, maskV, maskW, dzt, dzw)
+    _velocity_on_wgrid(i, j, k, d_u_wgrid, d_v_wgrid, d_u, d_v, maskU, maskV, wface_x, wface_y, wint_up, wint_dn,
+                       wint_mv)
 
 
 @helper
-def _wgrid_column_ad(j, i, jn, i_n, face, b_q, b_qw, m, maskW, dzt, dzw):
+def _wgrid_column_ad(j, i, b_q, b_qw, m, wface, wint_up, wint_dn, wint_mv):
     """Adjoint of one velocity component of velocity_on_wgrid in column (j, i).
 
-    Forward: ``raw_k = A_k q_{k+1} + B_k q_k`` (+ B_0 q_0 at k = 0), and on faces
-    (``face``, neighbour column (jn, i_n)) ``q_w[k] = c_k (raw_k + g_k raw_{k-1})`` with
-    ``M_k = maskW maskW_n``, ``c_k = M_k`` (k < nz-1, else 1), ``g_k = dzw_{k-1}/dzw_k (1 - M_{k-1})``;
-    else ``q_w[k] = raw_k``.  Accumulates ``b_q[:, j, i]``."""
+    Forward (:func:`ocean_core.kernels.eke.wgrid_face`): ``raw_k = up_k m_{k+1} q_{k+1} + dn_k m_k q_k``
+    (+ dn_0 m_0 q_0 again at k = 0, no upper term at the top) and
+    ``q_w[k] = f_k (raw_k + g_k raw_{k-1})`` with ``f = wface``, ``g_k = mv_k (1 - f_{k-1})`` (g_0 = 0).
+    Accumulates ``b_q[:, j, i]``."""
     nz = b_q.shape[0]
     braw_prev = 0.0
     for k in range(nz):
-        # adjoint of raw_k: from q_w[k] and from q_w[k+1] (moved-up bottom velocity)
-        if face:
-            ck = maskW[k, j, i] * maskW[k, jn, i_n] if k < nz - 1 else 1.0
-            braw = ck * b_qw[k, j, i]
-            if k + 1 < nz:
-                c1 = maskW[k + 1, j, i] * maskW[k + 1, jn, i_n] if k + 1 < nz - 1 else 1.0
-                g1 = dzw[k] / dzw[k + 1] * (1.0 - maskW[k, j, i] * maskW[k, jn, i_n])
-                braw += c1 * g1 * b_qw[k + 1, j, i]
-        else:
-            braw = b_qw[k, j, i]
-        # q_k enters raw_k (B_k, twice at k = 0) and raw_{k-1} (A_{k-1})
-        bk = m[k, j, i] * 0.5 * dzt[k] / dzw[k]
+        # adjoint of raw_k: from q_w[k] and from q_w[k+1] (the moved-up velocity)
+        braw = wface[k, j, i] * b_qw[k, j, i]
+        if k + 1 < nz:
+            braw += wface[k + 1, j, i] * (wint_mv[k + 1] * (1.0 - wface[k, j, i])) * b_qw[k + 1, j, i]
+        # q_k enters raw_k (dn_k, twice at k = 0) and raw_{k-1} (up_{k-1})
+        bk = m[k, j, i] * wint_dn[k]
         r = bk * braw
         if k == 0:
             r += bk * braw
         else:
-            r += m[k, j, i] * 0.5 * dzt[k] / dzw[k - 1] * braw_prev
+            r += m[k, j, i] * wint_up[k - 1] * braw_prev
         b_q[k, j, i] += r
         braw_prev = braw
 
 
 @adjoint_of(F.velocity_on_wgrid, space="column")
-def velocity_on_wgrid_ad(i, j, b_u, b_v, b_u_wgrid, b_v_wgrid, maskU, maskV, maskW, dzt, dzw):
+def velocity_on_wgrid_ad(i, j, b_u, b_v, b_u_wgrid, b_v_wgrid, maskU, maskV, wface_x, wface_y, wint_up, wint_dn,
+                         wint_mv):
     """Adjoint of velocity_on_wgrid: the W-grid velocities of column (j, i) read u, v of the
     same column only, so the adjoint is column-local (see :func:`_wgrid_column_ad`)."""
-    NY = b_u.shape[1]
-    NX = b_u.shape[2]
-    _wgrid_column_ad(j, i, j, min(i + 1, NX - 1), i < NX - 1, b_u, b_u_wgrid, maskU, maskW, dzt, dzw)
-    _wgrid_column_ad(j, i, min(j + 1, NY - 1), i, j < NY - 1, b_v, b_v_wgrid, maskV, maskW, dzt, dzw)
+    _wgrid_column_ad(j, i, b_u, b_u_wgrid, maskU, wface_x, wint_up, wint_dn, wint_mv)
+    _wgrid_column_ad(j, i, b_v, b_v_wgrid, maskV, wface_y, wint_up, wint_dn, wint_mv)
 
 
 # ===========================================================================

@@ -705,16 +705,16 @@ def friction_dissipation_ad(i, j, k, b_u, b_v, b_A_h_t, b_A_h_z, b_diss_u, b_dis
 # ===========================================================================
 
 @helper
-def _wgrid_alpha(k, nz, ks, dzp, dzk):
-    """Coefficient of d[k] in ``dissipation_on_wgrid`` at level k (``dzp = dzw[k-1]``, or dzw[0] at
-    k = 0; ``dzk = dzw[k]``), branch by branch: land (ks <= 0): 0; top level: 1; bottom level
-    ``ks-1``: ``1/2 + dzp / (2 dzk)``; above it: 1/2; below: 0."""
+def _wgrid_alpha(k, nz, ks, dzr):
+    """Coefficient of d[k] in ``dissipation_on_wgrid`` at level k (``dzr = dzw[k-1] / dzw[k]``),
+    branch by branch: land (ks <= 0): 0; top level: 1; bottom level ``ks-1``: ``1/2 + dzr / 2``;
+    above it: 1/2; below: 0."""
     if ks <= 0:
         return 0.0
     if k == nz - 1:
         return 1.0
     if k == ks - 1:
-        return 0.5 + 0.5 * (dzp / dzk)
+        return 0.5 + 0.5 * dzr
     if k > ks - 1:
         return 0.5
     return 0.0
@@ -729,23 +729,27 @@ def _wgrid_beta(k, nz, ks):
 
 
 @tangent_of(F.dissipation_to_tgrid)
-def dissipation_to_tgrid_tl(i, j, k, d_K_diss_h, d_diss_u, d_diss_v, kbot, dzw, dxt, dxu, area_t, area_v):
+def dissipation_to_tgrid_tl(i, j, k, d_K_diss_h, d_diss_u, d_diss_v, kbot, diss_dzr, diss_wx0, diss_wx1, diss_wy0,
+                            diss_wy1):
     """Tangent = the forward kernel applied to the tangent dissipation (linear)."""
-    _dissipation_to_tgrid(i, j, k, d_K_diss_h, d_diss_u, d_diss_v, kbot, dzw, dxt, dxu, area_t, area_v)
+    _dissipation_to_tgrid(i, j, k, d_K_diss_h, d_diss_u, d_diss_v, kbot, diss_dzr, diss_wx0, diss_wx1, diss_wy0,
+                          diss_wy1)
 
 
 @adjoint_of(F.dissipation_to_tgrid)
-def dissipation_to_tgrid_ad(i, j, k, b_diss_u, b_diss_v, b_K_diss_h, kbot, dzw, dxt, dxu, area_t, area_v):
-    """Adjoint of ``K[k, j, i] = (dxu_i W_u[i] + dxu_{i-1} W_u[i-1]) / (2 dxt_i)
-    + (area_v[j] W_v[j] + area_v[j-1] W_v[j-1]) / (2 area_t)`` (interior T points), with
-    ``W[k] = alpha_k d[k] + beta_k d[k+1]``: diss_u at U point (j, i) is read by T points (j, i) and
-    (j, i+1) at W levels k (alpha_k) and k-1 (beta_{k-1}); diss_v by (j, i) and (j+1, i).
+def dissipation_to_tgrid_ad(i, j, k, b_diss_u, b_diss_v, b_K_diss_h, kbot, diss_dzr, diss_wx0, diss_wx1, diss_wy0,
+                            diss_wy1):
+    """Adjoint of ``K[k, j, i] = wx1_i W_u[i] + wx0_i W_u[i-1] + wy1_ji W_v[j] + wy0_ji W_v[j-1]``
+    (interior T points; weights of :func:`ocean_core.kernels.friction.dissipation_metrics`), with
+    ``W[k] = alpha_k d[k] + beta_k d[k+1]``: diss_u at U point (j, i) is read by T points (j, i)
+    (weight wx1_i) and (j, i+1) (wx0_{i+1}) at W levels k (alpha_k) and k-1 (beta_{k-1}); diss_v by
+    (j, i) (wy1) and (j+1, i) (wy0).
 
     Branch-free so that the i loop vectorises: neighbour indices are clamped, terms are formed and
-    then kept or dropped by a select, in the order of the guarded form (bitwise the same result)."""
+    then kept or dropped by a select, in the order of the guarded form."""
     nz, NY, NX = b_diss_u.shape
     km = max(k - 1, 0)              # W level k-1 (beta = 0 at k = 0)
-    dzp = dzw[km]                   # dzw[k-1], or dzw[0] at k = 0
+    dzr = diss_dzr[k]
     ie = min(i + 1, NX - 1)
     jn = min(j + 1, NY - 1)
     hasE = i + 1 < NX
@@ -756,19 +760,18 @@ def dissipation_to_tgrid_ad(i, j, k, b_diss_u, b_diss_v, b_K_diss_h, kbot, dzw, 
     bu = 0.0
     bv = 0.0
     ks = max(kbot[j, i], kbot[j, ie])
-    al = _wgrid_alpha(k, nz, ks, dzp, dzw[k])
+    al = _wgrid_alpha(k, nz, ks, dzr)
     be = _wgrid_beta(k - 1, nz, ks)
-    t = (al * b_K_diss_h[k, j, i] + be * b_K_diss_h[km, j, i]) * dxu[i] / (2 * dxt[i])
+    t = (al * b_K_diss_h[k, j, i] + be * b_K_diss_h[km, j, i]) * diss_wx1[i]
     bu = bu + t if hasE & in0 else bu
-    t = (al * b_K_diss_h[k, j, ie] + be * b_K_diss_h[km, j, ie]) * dxu[i] / (2 * dxt[ie])
+    t = (al * b_K_diss_h[k, j, ie] + be * b_K_diss_h[km, j, ie]) * diss_wx0[ie]
     bu = bu + t if hasE & inE else bu
     ks = max(kbot[j, i], kbot[jn, i])
-    al = _wgrid_alpha(k, nz, ks, dzp, dzw[k])
+    al = _wgrid_alpha(k, nz, ks, dzr)
     be = _wgrid_beta(k - 1, nz, ks)
-    t = (al * b_K_diss_h[k, j, i] + be * b_K_diss_h[km, j, i]) * area_v[j, i] / (2 * area_t[j, i])
+    t = (al * b_K_diss_h[k, j, i] + be * b_K_diss_h[km, j, i]) * diss_wy1[j, i]
     bv = bv + t if hasN & in0 else bv
-    t = ((al * b_K_diss_h[k, jn, i] + be * b_K_diss_h[km, jn, i]) * area_v[j, i]
-         / (2 * area_t[jn, i]))
+    t = (al * b_K_diss_h[k, jn, i] + be * b_K_diss_h[km, jn, i]) * diss_wy0[jn, i]
     bv = bv + t if hasN & inN else bv
     b_diss_u[k, j, i] += bu
     b_diss_v[k, j, i] += bv

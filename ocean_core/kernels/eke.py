@@ -65,68 +65,83 @@ def eke_diffusivities(i, j, k, L_rossby, sqrteke, L_rhines, eke_len, K_gm, eke, 
 # advection velocities on the W grid (Veros calculate_velocity_on_wgrid)
 # ---------------------------------------------------------------------------
 
+def wgrid_metrics(grid):
+    """Static arrays of :func:`velocity_on_wgrid` (grid only).
+
+    ``wint_up[k] = 0.5 dzt[k+1] / dzw[k]`` (0 at the top), ``wint_dn[k] = 0.5 dzt[k] / dzw[k]``,
+    ``wint_mv[k] = dzw[k-1] / dzw[k]`` (0 at the bottom) (zw); the face masks
+    ``wface_x = maskW_i maskW_{i+1}`` (zw, yt, xu) and ``wface_y = maskW_j maskW_{j+1}`` (zw, yu, xt), int8,
+    set to 1 at the top level and where the face does not exist (last column / row): there the
+    kernel neither masks nor moves a velocity up, which is what the Veros slicing does."""
+    dzt = np.asarray(grid.dzt, float)
+    dzw = np.asarray(grid.dzw, float)
+    up = np.zeros_like(dzw)
+    up[:-1] = 0.5 * dzt[1:] / dzw[:-1]
+    mv = np.zeros_like(dzw)
+    mv[1:] = dzw[:-1] / dzw[1:]
+    mw = np.asarray(grid.maskW) != 0
+    fx = np.ones(mw.shape, np.int8)
+    fx[:-1, :, :-1] = mw[:-1, :, :-1] & mw[:-1, :, 1:]
+    fy = np.ones(mw.shape, np.int8)
+    fy[:-1, :-1, :] = mw[:-1, :-1, :] & mw[:-1, 1:, :]
+    return {"wint_up": up, "wint_dn": 0.5 * dzt / dzw, "wint_mv": mv, "wface_x": fx, "wface_y": fy}
+
+
+#: the wgrid_metrics arrays
+WGRID_METRICS = ("wint_up", "wint_dn", "wint_mv", "wface_x", "wface_y")
+
+
 @device
-def uw_raw(k, j, i, u, maskU, dzt, dzw):
-    """u interpolated to W level k (before bottom/topography redirection), x-column i."""
-    nz = u.shape[0]
-    if k < nz - 1:
-        r = (u[k + 1, j, i] * maskU[k + 1, j, i] * 0.5 * dzt[k + 1] / dzw[k]
-             + u[k, j, i] * maskU[k, j, i] * 0.5 * dzt[k] / dzw[k])
-    else:
-        r = u[k, j, i] * maskU[k, j, i] * 0.5 * dzt[k] / dzw[k]
-    if k == 0:
-        r = r + u[0, j, i] * maskU[0, j, i] * 0.5 * dzt[0] / dzw[0]
-    return r
+def wgrid_raw(k, j, i, q, m, wint_up, wint_dn):
+    """q (at U or V points, mask m) interpolated to W level k of its column, before the
+    redirection at topography: ``q_{k+1} m_{k+1} wint_up_k + q_k m_k wint_dn_k`` (no upper term at
+    the top), the lower half cell added again at k = 0.  Clamped level index and selects, so
+    the loads are unconditional (the i loop vectorises without masked loads)."""
+    nz = q.shape[0]
+    kp = imin(k + 1, nz - 1)
+    b = q[k, j, i] * m[k, j, i] * wint_dn[k]
+    r = q[kp, j, i] * m[kp, j, i] * wint_up[k] + b
+    r = r if k < nz - 1 else b
+    r0 = r + b
+    return r0 if k == 0 else r
 
 
-def _ref_velocity_on_wgrid(u, v, maskU, maskV, maskW, dzt, dzw):
+@device
+def wgrid_face(k, j, i, q, m, wface, wint_up, wint_dn, wint_mv):
+    """q on W level k at a face with mask ``wface``: ``wface_k (raw_k + raw_{k-1} wint_mv_k (1 - wface_{k-1}))``
+    (a velocity at a face that is not wet on both sides moves one level up)."""
+    km = imax(k - 1, 0)
+    r = wgrid_raw(k, j, i, q, m, wint_up, wint_dn)
+    t = r + wgrid_raw(km, j, i, q, m, wint_up, wint_dn) * wint_mv[k] * (1.0 - wface[km, j, i])
+    t = t if k > 0 else r
+    return t * wface[k, j, i]
+
+
+def _ref_velocity_on_wgrid(u, v, maskU, maskV, wface_x, wface_y, wint_up, wint_dn, wint_mv):
     out = []
-    for q, m, ax in ((u, maskU, 2), (v, maskV, 1)):
-        qw = np.zeros_like(q)
-        qw[:-1] = q[1:] * m[1:] * 0.5 * dzt[1:, None, None] / dzw[:-1, None, None] + q[:-1] * m[:-1] * 0.5 * dzt[:-1, None, None] / dzw[:-1, None, None]
-        qw[-1] = q[-1] * m[-1] * 0.5 * dzt[-1] / dzw[-1]
-        qw[0] = qw[0] + q[0] * m[0] * 0.5 * dzt[0] / dzw[0]
-        if ax == 2:
-            mask = maskW[:-1, :, :-1] * maskW[:-1, :, 1:]
-            add = qw[:-1, :, :-1] * (dzw[:-1, None, None] / dzw[1:, None, None]) * (1.0 - mask)
-            qw[1:, :, :-1] += add
-            qw[:-1, :, :-1] *= mask
-        else:
-            mask = maskW[:-1, :-1, :] * maskW[:-1, 1:, :]
-            add = qw[:-1, :-1, :] * (dzw[:-1, None, None] / dzw[1:, None, None]) * (1.0 - mask)
-            qw[1:, :-1, :] += add
-            qw[:-1, :-1, :] *= mask
-        out.append(qw)
+    for q, m, f in ((u, maskU, wface_x), (v, maskV, wface_y)):
+        qm = q * m
+        raw = qm * wint_dn[:, None, None]
+        raw[:-1] += qm[1:] * wint_up[:-1, None, None]
+        raw[0] += qm[0] * wint_dn[0]
+        qw = raw.copy()
+        qw[1:] += raw[:-1] * wint_mv[1:, None, None] * (1.0 - f[:-1])
+        out.append(qw * f)
     return tuple(out)
 
 
-@device
-def _wgrid_at(k, j, i, jn, i_n, face, q, m, maskW, dzt, dzw):
-    """q on W level k of column (j, i); ``face``: the W face to the neighbour column (jn, i_n)
-    exists (then the raw value is masked and the raw value of level k-1 is moved up)."""
-    nz = q.shape[0]
-    km = imax(k - 1, 0)
-    r = uw_raw(k, j, i, q, m, dzt, dzw)
-    t = r
-    if k > 0:
-        t = t + uw_raw(km, j, i, q, m, dzt, dzw) * dzw[km] / dzw[k] * (1.0 - maskW[km, j, i] * maskW[km, jn, i_n])
-    if k < nz - 1:
-        t = t * (maskW[k, j, i] * maskW[k, jn, i_n])
-    return t if face else r
-
-
 @kernel("3d", outputs=("u_wgrid", "v_wgrid"), reference=_ref_velocity_on_wgrid, active=("u", "v"))
-def velocity_on_wgrid(i, j, k, u_wgrid, v_wgrid, u, v, maskU, maskV, maskW, dzt, dzw):
-    """Horizontal velocities on W levels: ``u_w[k] = (u[k+1] mU dzt[k+1] + u[k] mU dzt[k]) / (2 dzw[k])``,
-    the bottom half cell added to level 0, and velocity at a W face that is not wet on both sides
-    (``maskW_i maskW_{i+1} = 0``) moved one level up (scaled by dzw[k]/dzw[k+1]).
+def velocity_on_wgrid(i, j, k, u_wgrid, v_wgrid, u, v, maskU, maskV, wface_x, wface_y, wint_up, wint_dn, wint_mv):
+    """Horizontal velocities on W levels (Veros ``calculate_velocity_on_wgrid``):
+    ``u_w[k] = (u[k+1] mU dzt[k+1] + u[k] mU dzt[k]) / (2 dzw[k])``, the bottom half cell added to
+    level 0, and the velocity at a W face that is not wet on both sides (``maskW_i maskW_{i+1} = 0``)
+    moved one level up (scaled by dzw[k-1]/dzw[k]); u_wgrid at (zw, yt, xu), v_wgrid at (zw, yu, xt).
 
-    Pointwise (the moved-up value is the raw value of level k-1, recomputed); branch-free in i
-    (clamped neighbour, selected result) so that the i loop vectorises."""
-    NY = u.shape[1]
-    NX = u.shape[2]
-    u_wgrid[k, j, i] = _wgrid_at(k, j, i, j, imin(i + 1, NX - 1), i < NX - 1, u, maskU, maskW, dzt, dzw)
-    v_wgrid[k, j, i] = _wgrid_at(k, j, i, imin(j + 1, NY - 1), i, j < NY - 1, v, maskV, maskW, dzt, dzw)
+    The coefficients and face masks come from :func:`wgrid_metrics` (no division, no neighbour
+    column: every load is contiguous in i; the moved-up value is the raw value of level k-1,
+    recomputed)."""
+    u_wgrid[k, j, i] = wgrid_face(k, j, i, u, maskU, wface_x, wint_up, wint_dn, wint_mv)
+    v_wgrid[k, j, i] = wgrid_face(k, j, i, v, maskV, wface_y, wint_up, wint_dn, wint_mv)
 
 
 def _ref_w_wgrid(u_wgrid, v_wgrid, cost, cosu, dxt, dyt, dzw):
@@ -303,9 +318,11 @@ def maskw_y(k, j, i, maskW):
 
 @device
 def maskw_z(k, j, i, maskW):
-    if k >= maskW.shape[0] - 1:
-        return 0.0
-    return maskW[k + 1, j, i] * maskW[k, j, i]
+    """W-grid face mask in z: maskW_k maskW_{k+1} (0 at the top level); the level above through a
+    clamped index and a select, so that the load is unconditional."""
+    nz = maskW.shape[0]
+    m = maskW[imin(k + 1, nz - 1), j, i] * maskW[k, j, i]
+    return m if k < nz - 1 else 0.0
 
 
 @device
@@ -327,13 +344,15 @@ def sb_fn(k, j, i, q, v_wgrid, maskW, cost, cosu, dyt, dt):
 
 @device
 def sb_ft(k, j, i, q, w_wgrid, maskW, dzw, dt):
-    """Superbee flux through the top face of W cell k (k < nz-1), edge-padded in z."""
+    """Superbee flux through the top face of W cell k (meaningful for k < nz-1), edge-padded in z;
+    every level index is clamped, so it may be evaluated (and discarded) at k = nz-1 too."""
     nz = q.shape[0]
     km = k - 1 if k > 0 else 0
+    kp1 = imin(k + 1, nz - 1)
     kp2 = k + 2 if k + 2 < nz else nz - 1
     vel = w_wgrid[k, j, i]
-    return superbee_flux(vel, vel, q[km, j, i], q[k, j, i], q[k + 1, j, i], q[kp2, j, i],
-                         maskw_z(km, j, i, maskW), maskw_z(k, j, i, maskW), maskw_z(k + 1, j, i, maskW),
+    return superbee_flux(vel, vel, q[km, j, i], q[k, j, i], q[kp1, j, i], q[kp2, j, i],
+                         maskw_z(km, j, i, maskW), maskw_z(k, j, i, maskW), maskw_z(kp1, j, i, maskW),
                          dzw[k], dt)
 
 
@@ -374,7 +393,7 @@ def _ref_eke_fluxes(eke, u_wgrid, v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt,
 
 
 @kernel("3d", outputs=("eke_fe", "eke_fn", "eke_ft"), reference=_ref_eke_fluxes,
-        active=("eke", "u_wgrid", "v_wgrid", "w_wgrid"), split=True)
+        active=("eke", "u_wgrid", "v_wgrid", "w_wgrid"), split=True, same_shapes=True)
 def eke_fluxes(i, j, k, eke_fe, eke_fn, eke_ft, eke, u_wgrid, v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw,
                dt_tracer):
     """Superbee-limited advective fluxes of EKE on the W grid (Veros ``adv_flux_superbee_wgrid``):
@@ -391,10 +410,10 @@ def eke_fluxes(i, j, k, eke_fe, eke_fn, eke_ft, eke, u_wgrid, v_wgrid, w_wgrid, 
         eke_fn[k, j, i] = sb_fn(k, j, i, eke, v_wgrid, maskW, cost, cosu, dyt, dt_tracer)
     else:
         eke_fn[k, j, i] = 0.0
-    if in_interior(i, j, NX, NY) and k < nz - 1:
-        eke_ft[k, j, i] = sb_ft(k, j, i, eke, w_wgrid, maskW, dzw, dt_tracer)
-    else:
-        eke_ft[k, j, i] = 0.0
+    # top faces: evaluated everywhere (sb_ft reads the column only) and selected, so that the
+    # loads are unconditional and the i loop vectorises without masked loads
+    ft = sb_ft(k, j, i, eke, w_wgrid, maskW, dzw, dt_tracer)
+    eke_ft[k, j, i] = ft if in_interior(i, j, NX, NY) and k < nz - 1 else 0.0
 
 
 def eke_metrics(grid):

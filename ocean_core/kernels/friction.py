@@ -394,66 +394,88 @@ def friction_dissipation(i, j, k, diss_u, diss_v, u, v, A_h_t, A_h_z, maskU, mas
         diss_v[k, j, i] = 0.0
 
 
+def dissipation_metrics(grid):
+    """Weights of :func:`dissipation_to_tgrid` (grid only): ``diss_dzr[k] = dzw[k-1] / dzw[k]`` (1 at
+    k = 0) (zw); ``diss_wx0[i] = dxu[i-1] / (2 dxt[i])``, ``diss_wx1[i] = dxu[i] / (2 dxt[i])`` (xt);
+    ``diss_wy0[j, i] = area_v[j-1, i] / (2 area_t[j, i])``, ``diss_wy1 = area_v / (2 area_t)`` (yt, xt)
+    (0 in the first column / row, which the kernel does not reach)."""
+    dzw = np.asarray(grid.dzw, float)
+    dxt, dxu = np.asarray(grid.dxt, float), np.asarray(grid.dxu, float)
+    area_t, area_v = np.asarray(grid.area_t, float), np.asarray(grid.area_v, float)
+    dzr = np.ones_like(dzw)
+    dzr[1:] = dzw[:-1] / dzw[1:]
+    wx0 = np.zeros_like(dxt)
+    wx0[1:] = dxu[:-1] / (2 * dxt[1:])
+    wy0 = np.zeros_like(area_t)
+    wy0[1:] = area_v[:-1] / (2 * area_t[1:])
+    return {"diss_dzr": dzr, "diss_wx0": wx0, "diss_wx1": dxu / (2 * dxt), "diss_wy0": wy0,
+            "diss_wy1": area_v / (2 * area_t)}
+
+
+#: the dissipation_metrics arrays
+DISSIPATION_METRICS = ("diss_dzr", "diss_wx0", "diss_wx1", "diss_wy0", "diss_wy1")
+
+
 @device
-def diss_on_wgrid(k, nz, ks, d_k, d_kp1, dzw):
-    """Veros ``dissipation_on_wgrid``: value at W level k from level values d (T-like levels)."""
+def diss_on_wgrid(k, nz, ks, d_k, d_kp1, dzr):
+    """Veros ``dissipation_on_wgrid``: value at W level k from level values d (T-like levels);
+    ``dzr = dzw[k-1] / dzw[k]`` (:func:`dissipation_metrics`)."""
     # written as selects (no early returns) so that loops over i vectorise; precedence:
     # ks <= 0 -> 0, top level -> d_k, bottom wet level -> mean + bottom term, above -> mean
     kb = ks - 1
-    dzp = dzw[k - 1] if k > 0 else dzw[0]
     mean = 0.5 * (d_k + d_kp1)
     r = mean if k > kb else 0.0
-    r = mean + 0.5 * (d_k * dzp / dzw[k]) if k == kb else r
+    r = mean + 0.5 * (d_k * dzr) if k == kb else r
     r = d_k if k == nz - 1 else r
     return 0.0 if ks <= 0 else r
 
 
-def _ref_wgrid(d, ks, dzw):
+def _ref_wgrid(d, ks, diss_dzr):
     nz = d.shape[0]
     out = np.zeros_like(d)
     land = ks > 0
     kk = np.arange(nz)[:, None, None]
     edge = land[None] & (kk == ks[None] - 1)
     water = land[None] & (kk > ks[None] - 1)
-    dzp = np.concatenate([[dzw[0]], dzw[:-2]])
-    out[:-1] = ((0.5 * (d[:-1] + d[1:]) + 0.5 * (d[:-1] * dzp[:, None, None] / dzw[:-1, None, None])) * edge[:-1]
+    out[:-1] = ((0.5 * (d[:-1] + d[1:]) + 0.5 * (d[:-1] * diss_dzr[:-1, None, None])) * edge[:-1]
                 + 0.5 * (d[:-1] + d[1:]) * water[:-1])
     out[-1] = d[-1] * land
     return out
 
 
-def _ref_dissipation_to_tgrid(diss_u, diss_v, kbot, dzw, dxt, dxu, area_t, area_v):
+def _ref_dissipation_to_tgrid(diss_u, diss_v, kbot, diss_dzr, diss_wx0, diss_wx1, diss_wy0, diss_wy1):
     ksu = np.zeros_like(kbot)
     ksu[2:-2, 1:-2] = np.maximum(kbot[2:-2, 1:-2], kbot[2:-2, 2:-1])
     ksv = np.zeros_like(kbot)
     ksv[1:-2, 2:-2] = np.maximum(kbot[1:-2, 2:-2], kbot[2:-1, 2:-2])
-    wu = _ref_wgrid(diss_u, ksu, dzw)
-    wv = _ref_wgrid(diss_v, ksv, dzw)
+    wu = _ref_wgrid(diss_u, ksu, diss_dzr)
+    wv = _ref_wgrid(diss_v, ksv, diss_dzr)
     out = np.zeros_like(diss_u)
-    out[:, 2:-2, 2:-2] = ((dxu[None, None, 2:-2] * wu[:, 2:-2, 2:-2] + dxu[None, None, 1:-3] * wu[:, 2:-2, 1:-3])
-                          / (2 * dxt[None, None, 2:-2])
-                          + (area_v[None, 2:-2, 2:-2] * wv[:, 2:-2, 2:-2] + area_v[None, 1:-3, 2:-2] * wv[:, 1:-3, 2:-2])
-                          / (2 * area_t[None, 2:-2, 2:-2]))
+    s = (slice(None), slice(2, -2), slice(2, -2))
+    out[s] = ((diss_wx1[None, None, 2:-2] * wu[s] + diss_wx0[None, None, 2:-2] * wu[:, 2:-2, 1:-3])
+              + (diss_wy1[None, 2:-2, 2:-2] * wv[s] + diss_wy0[None, 2:-2, 2:-2] * wv[:, 1:-3, 2:-2]))
     return (out,)
 
 
 @kernel("3d", outputs=("K_diss_h",), reference=_ref_dissipation_to_tgrid, active=("diss_u", "diss_v"),
         split=True, same_shapes=True)
-def dissipation_to_tgrid(i, j, k, K_diss_h, diss_u, diss_v, kbot, dzw, dxt, dxu, area_t, area_v):
+def dissipation_to_tgrid(i, j, k, K_diss_h, diss_u, diss_v, kbot, diss_dzr, diss_wx0, diss_wx1, diss_wy0, diss_wy1):
     """K_diss_h on the W grid at T columns (interior only) from the U and V dissipation:
-    each is moved to W levels (``dissipation_on_wgrid``) and averaged to T with dxu
-    (u) or area_v (v) weights."""
+    each is moved to W levels (``dissipation_on_wgrid``) and averaged to T,
+    ``K = (dxu_i W_u[i] + dxu_{i-1} W_u[i-1]) / (2 dxt_i) + (area_v_j W_v[j] + area_v_{j-1} W_v[j-1]) / (2 area_t)``,
+    with the weights of :func:`dissipation_metrics` (no division per point)."""
     nz = diss_u.shape[0]
     if not in_interior(i, j, diss_u.shape[2], diss_u.shape[1]):
         K_diss_h[k, j, i] = 0.0
         return
     kp = k + 1 if k < nz - 1 else k
-    wu1 = diss_on_wgrid(k, nz, imax(kbot[j, i], kbot[j, i + 1]), diss_u[k, j, i], diss_u[kp, j, i], dzw)
-    wu0 = diss_on_wgrid(k, nz, imax(kbot[j, i - 1], kbot[j, i]), diss_u[k, j, i - 1], diss_u[kp, j, i - 1], dzw)
-    wv1 = diss_on_wgrid(k, nz, imax(kbot[j, i], kbot[j + 1, i]), diss_v[k, j, i], diss_v[kp, j, i], dzw)
-    wv0 = diss_on_wgrid(k, nz, imax(kbot[j - 1, i], kbot[j, i]), diss_v[k, j - 1, i], diss_v[kp, j - 1, i], dzw)
-    K_diss_h[k, j, i] = ((dxu[i] * wu1 + dxu[i - 1] * wu0) / (2 * dxt[i])
-                         + (area_v[j, i] * wv1 + area_v[j - 1, i] * wv0) / (2 * area_t[j, i]))
+    dzr = diss_dzr[k]
+    wu1 = diss_on_wgrid(k, nz, imax(kbot[j, i], kbot[j, i + 1]), diss_u[k, j, i], diss_u[kp, j, i], dzr)
+    wu0 = diss_on_wgrid(k, nz, imax(kbot[j, i - 1], kbot[j, i]), diss_u[k, j, i - 1], diss_u[kp, j, i - 1], dzr)
+    wv1 = diss_on_wgrid(k, nz, imax(kbot[j, i], kbot[j + 1, i]), diss_v[k, j, i], diss_v[kp, j, i], dzr)
+    wv0 = diss_on_wgrid(k, nz, imax(kbot[j - 1, i], kbot[j, i]), diss_v[k, j - 1, i], diss_v[kp, j - 1, i], dzr)
+    K_diss_h[k, j, i] = ((diss_wx1[i] * wu1 + diss_wx0[i] * wu0)
+                         + (diss_wy1[j, i] * wv1 + diss_wy0[j, i] * wv0))
 
 
 #: Lateral friction and its dissipation (both read the velocity stencil of the same

@@ -14,8 +14,8 @@ from __future__ import annotations
 from . import eke, friction, momentum, tracers
 
 #: names of every derived array, in a fixed order
-DERIVED_METRICS = (friction.FRICTION_METRICS + momentum.MOMENTUM_METRICS + tracers.TRACER_METRICS
-                   + eke.EKE_METRICS)
+DERIVED_METRICS = (friction.FRICTION_METRICS + friction.DISSIPATION_METRICS + momentum.MOMENTUM_METRICS + tracers.TRACER_METRICS
+                   + eke.EKE_METRICS + eke.WGRID_METRICS)
 
 
 def derived_metrics(grid, cos_power=1.0):
@@ -25,8 +25,10 @@ def derived_metrics(grid, cos_power=1.0):
     """
     out = {}
     out.update(friction.friction_metrics(grid, cos_power))
+    out.update(friction.dissipation_metrics(grid))
     out.update(momentum.momentum_metrics(grid))
     out.update(tracers.tracer_metrics(grid))
     out.update(eke.eke_metrics(grid))
+    out.update(eke.wgrid_metrics(grid))
     assert tuple(out) == DERIVED_METRICS
     return out

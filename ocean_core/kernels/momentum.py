@@ -186,13 +186,16 @@ def madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t
     rv = rdzt[k] * rarea_u[j, i]
     r = -maskU[k, j, i] * (fe1 - fe0 + fn1 - fn0) * rv
     tmp = maskU[k, j, i] * rv
-    if k < nz - 1:
-        ft1 = 0.25 * (u[k + 1, j, i] + u[k, j, i]) * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j, i + 1, w, maskW, area_t))
-        r = r - tmp * ft1
-    if k > 0:
-        ft0 = 0.25 * (u[k, j, i] + u[k - 1, j, i]) * (wtr_at(k - 1, j, i, w, maskW, area_t) + wtr_at(k - 1, j, i + 1, w, maskW, area_t))
-        r = r + tmp * ft0
-    return r
+    # vertical fluxes with clamped level indices and selects, not branches: the loads are
+    # then unconditional and the i loop vectorises without masked loads (same bits)
+    kp = imin(k + 1, nz - 1)
+    km = imax(k - 1, 0)
+    ft1 = 0.25 * (u[kp, j, i] + u[k, j, i]) * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j, i + 1, w, maskW, area_t))
+    r1 = r - tmp * ft1
+    r = r1 if k < nz - 1 else r
+    ft0 = 0.25 * (u[k, j, i] + u[km, j, i]) * (wtr_at(km, j, i, w, maskW, area_t) + wtr_at(km, j, i + 1, w, maskW, area_t))
+    r0 = r + tmp * ft0
+    return r0 if k > 0 else r
 
 
 @device
@@ -206,13 +209,16 @@ def madv_v_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t
     rv = rdzt[k] * rarea_v[j, i]
     r = -maskV[k, j, i] * (fe1 - fe0 + fn1 - fn0) * rv
     tmp = maskV[k, j, i] * rv
-    if k < nz - 1:
-        ft1 = 0.25 * (v[k + 1, j, i] + v[k, j, i]) * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j + 1, i, w, maskW, area_t))
-        r = r - tmp * ft1
-    if k > 0:
-        ft0 = 0.25 * (v[k, j, i] + v[k - 1, j, i]) * (wtr_at(k - 1, j, i, w, maskW, area_t) + wtr_at(k - 1, j + 1, i, w, maskW, area_t))
-        r = r + tmp * ft0
-    return r
+    # vertical fluxes with clamped level indices and selects, not branches: the loads are
+    # then unconditional and the i loop vectorises without masked loads (same bits)
+    kp = imin(k + 1, nz - 1)
+    km = imax(k - 1, 0)
+    ft1 = 0.25 * (v[kp, j, i] + v[k, j, i]) * (wtr_at(k, j, i, w, maskW, area_t) + wtr_at(k, j + 1, i, w, maskW, area_t))
+    r1 = r - tmp * ft1
+    r = r1 if k < nz - 1 else r
+    ft0 = 0.25 * (v[k, j, i] + v[km, j, i]) * (wtr_at(km, j, i, w, maskW, area_t) + wtr_at(km, j + 1, i, w, maskW, area_t))
+    r0 = r + tmp * ft0
+    return r0 if k > 0 else r
 
 
 def _ref_momentum_advection(u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_u, rarea_v):
@@ -340,8 +346,8 @@ def explicit_tendency(i, j, k, du, dv, du_cor, dv_cor, du_adv, dv_adv, p_hydro, 
 def explicit_u_at(k, j, i, cor, adv, p_hydro, surface_taux, maskU, dzt, rdx_u):
     """du at an interior U point from its Coriolis/metric and advective parts (summed in this order)."""
     a = cor
-    if k == p_hydro.shape[0] - 1:
-        a = a + maskU[k, j, i] * surface_taux[j, i] / dzt[k] / C.RHO_0
+    aw = a + maskU[k, j, i] * surface_taux[j, i] / dzt[k] / C.RHO_0
+    a = aw if k == p_hydro.shape[0] - 1 else a
     a = a + adv
     return a + (-(p_hydro[k, j, i + 1] - p_hydro[k, j, i]) * rdx_u[j, i] * maskU[k, j, i])
 
@@ -350,8 +356,8 @@ def explicit_u_at(k, j, i, cor, adv, p_hydro, surface_taux, maskU, dzt, rdx_u):
 def explicit_v_at(k, j, i, cor, adv, p_hydro, surface_tauy, maskV, dzt, rdy_v):
     """dv at an interior V point (see :func:`explicit_u_at`)."""
     b = cor
-    if k == p_hydro.shape[0] - 1:
-        b = b + maskV[k, j, i] * surface_tauy[j, i] / dzt[k] / C.RHO_0
+    bw = b + maskV[k, j, i] * surface_tauy[j, i] / dzt[k] / C.RHO_0
+    b = bw if k == p_hydro.shape[0] - 1 else b
     b = b + adv
     return b + (-(p_hydro[k, j + 1, i] - p_hydro[k, j, i]) * rdy_v[j] * maskV[k, j, i])
 

@@ -6,7 +6,7 @@ compressibility terms; ``rho`` is a density *anomaly*)."""
 import numpy as np
 
 from .framework import device, fuse, kernel
-from .momentum import in_interior
+from .momentum import imax, imin, in_interior
 from .. import constants as C
 
 # Vallis (2008) EOS constants (Veros ``nonlinear_eq2``)
@@ -97,10 +97,12 @@ def adv2_fn(k, j, i, q, v, maskV, cosu):
 
 @device
 def adv2_ft(k, j, i, q, w, maskW):
-    """Top flux of cell k (0 at the surface)."""
-    if k >= q.shape[0] - 1:
-        return 0.0
-    return 0.5 * (q[k, j, i] + q[k + 1, j, i]) * w[k, j, i] * maskW[k, j, i]
+    """Top flux of cell k (0 at the surface); the level above through a clamped index and
+    a select, not a branch, so that the loads are unconditional (the i loop vectorises
+    without masked loads)."""
+    nz = q.shape[0]
+    f = 0.5 * (q[k, j, i] + q[imin(k + 1, nz - 1), j, i]) * w[k, j, i] * maskW[k, j, i]
+    return f if k < nz - 1 else 0.0
 
 
 def tracer_metrics(grid):
@@ -124,11 +126,10 @@ def adv2_tendency(k, j, i, q, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, 
     r = maskT[k, j, i] * (-(adv2_fe(k, j, i, q, u, maskU) - adv2_fe(k, j, i - 1, q, u, maskU)) * rdx_t[j, i]
                           - (adv2_fn(k, j, i, q, v, maskV, cosu) - adv2_fn(k, j - 1, i, q, v, maskV, cosu)) * rdy_t[j])
     ft1 = adv2_ft(k, j, i, q, w, maskW)
-    if k == 0:
-        r = r + (-maskT[k, j, i] * ft1 * rdzt[k])
-    else:
-        r = r + (-maskT[k, j, i] * (ft1 - adv2_ft(k - 1, j, i, q, w, maskW)) * rdzt[k])
-    return r
+    ft0 = adv2_ft(imax(k - 1, 0), j, i, q, w, maskW)
+    r_top = r + (-maskT[k, j, i] * ft1 * rdzt[k])
+    r_mid = r + (-maskT[k, j, i] * (ft1 - ft0) * rdzt[k])
+    return r_top if k == 0 else r_mid
 
 
 def _ref_adv2(q, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t, rdzt):
