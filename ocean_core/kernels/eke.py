@@ -454,7 +454,8 @@ def eke_advection(i, j, k, deke, eke_fe, eke_fn, eke_ft, maskW, rdx_t, rdy_t, ek
                           - (eke_fn[k, j, i] - eke_fn[k, j - 1, i]) * rdy_t[j])
     # no flux through the bottom face (k = 0), a half cell at the top (k = nz-1, in eke_rdz); as
     # a select (ft - 0.0 == ft exactly), so that the loop over i vectorises
-    ftm = eke_ft[k - 1, j, i] if k > 0 else 0.0
+    ftm = eke_ft[imax(k - 1, 0), j, i]
+    ftm = ftm if k > 0 else 0.0
     deke[k, j, i] = r + (-(eke_ft[k, j, i] - ftm) * eke_rdz[k])
 
 
