@@ -122,7 +122,7 @@ def _save_restart(model, out, progress):
 
 def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5.0,
              backend="cpu", overwrite=False, resume=False, model_factory=None, split=(20, 0, 8),
-             log=sys.stdout, config="paper", dt=None):
+             log=sys.stdout, config="paper", dt=None, wind_noise=0.0, wind_noise_days=30.0, wind_noise_seed=0):
     """Run the ACC model and write N-day means (see the module docstring).
 
     Parameters
@@ -155,6 +155,11 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
     dt : float, optional
         Time step in seconds for momentum and tracers (``dt_mom = dt_tracer``);
         default: the configuration's (1200 s in ``"paper"``).
+    wind_noise, wind_noise_days, wind_noise_seed : float, float, int
+        Red-noise wind-stress anomaly on top of the seasonal cycle (settings of the same names,
+        :class:`ocean_core.settings.Settings`): relative standard deviation (0: none), e-folding
+        time in days and seed.  It gives the data forced interannual variability, which the
+        emulator sees through its wind-stress forcing channels.
 
     Returns
     -------
@@ -173,6 +178,9 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
     args = {"resolution": float(resolution), "years": float(years),
             "spinup_years": float(spinup_years), "average_days": float(average_days),
             "config": config, "dt": None if dt is None else float(dt)}
+    if wind_noise:  # recorded only when on, so that runs started before the option still resume
+        args.update(wind_noise=float(wind_noise), wind_noise_days=float(wind_noise_days),
+                    wind_noise_seed=int(wind_noise_seed))
     progress = {"args": args, "spinup_steps": 0, "years_written": 0, "salt_varies": None,
                 "salt_ref": None, "model_seconds": 0.0}
     prog_path = os.path.join(out, "progress.json")
@@ -189,6 +197,9 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
     factory = model_factory or default_model_factory
     t0 = time.perf_counter()
     overrides = {} if dt is None else {"dt_mom": float(dt), "dt_tracer": float(dt)}
+    if wind_noise:
+        overrides.update(wind_noise=float(wind_noise), wind_noise_days=float(wind_noise_days),
+                         wind_noise_seed=int(wind_noise_seed))
     model = factory(resolution, backend, seasonal=True, config=config, **overrides)
     if resume:
         model.load_restart(os.path.join(out, "restart.nc"))
@@ -212,6 +223,9 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
     attrs = {"average_days": float(average_days), "year_length_days": float(ylen),
              "resolution": float(resolution), "seasonal": 1, "spinup_years": float(spinup_years),
              "dt_tracer": dt, "source": "stommel ocean_core ACC, written by emulator.make_data"}
+    if wind_noise:
+        attrs.update(wind_noise=float(wind_noise), wind_noise_days=float(wind_noise_days),
+                     wind_noise_seed=int(wind_noise_seed))
     if not os.path.exists(os.path.join(out, "grid.nc")):
         _write_grid(model.snapshot(), os.path.join(out, "grid.nc"), model, attrs)
     # spin-up, in chunks of a tenth of a year (progress and a restart point each)

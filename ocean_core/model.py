@@ -60,21 +60,56 @@ class ModelBlowUpError(RuntimeError):
         self.step = step
 
 
+class RedNoise:
+    """A unit-variance red-noise (AR(1)) series as a function of time: daily values
+    ``x_0 ~ N(0, 1)``, ``x_{n+1} = phi x_n + sqrt(1 - phi^2) e_n`` with ``phi = exp(-1 / days)``,
+    drawn from ``numpy.random.default_rng(seed)`` in order (so the value for a day never depends on
+    when it was first asked for), linearly interpolated in time, constant before t = 0."""
+
+    DAY = 86400.0
+
+    def __init__(self, days, seed):
+        self.phi = math.exp(-1.0 / float(days))
+        self.rng = np.random.default_rng(int(seed))
+        self.values = [float(self.rng.standard_normal())]
+
+    def _extend(self, n):
+        c = math.sqrt(1.0 - self.phi * self.phi)
+        while len(self.values) <= n:
+            self.values.append(self.phi * self.values[-1] + c * float(self.rng.standard_normal()))
+
+    def __call__(self, t):
+        d = max(float(t), 0.0) / self.DAY
+        n = int(math.floor(d))
+        self._extend(n + 1)
+        w = d - n
+        return (1.0 - w) * self.values[n] + w * self.values[n + 1]
+
+
 class SeasonalForcingOp(Op):
-    """Seasonal cycle (optional): ``taux = (1 + a sin(2 pi t / year)) taux_base``,
-    ``t_star = t_star_base + b sin(2 pi t / year) pattern`` at the model time of the step start."""
+    """Time-dependent forcing (optional): ``taux = (1 + a sin(2 pi t / year) + s x(t)) taux_base`` (tauy
+    likewise), ``t_star = t_star_base + b sin(2 pi t / year) pattern`` at the model time of the step
+    start; ``x(t)`` is a :class:`RedNoise` series (settings ``wind_noise`` = s, ``wind_noise_days``,
+    ``wind_noise_seed``; s = 0: none).  The factors depend on time only, so the op is linear in the
+    base fields (tangent and adjoint below)."""
 
     name = "seasonal_forcing"
 
-    def __init__(self, amp_wind, amp_tstar, year):
+    def __init__(self, amp_wind, amp_tstar, year, noise=0.0, noise_days=30.0, noise_seed=0):
         self.a, self.b, self.year = amp_wind, amp_tstar, year
+        self.noise = float(noise)
+        self.series = RedNoise(noise_days, noise_seed) if self.noise > 0 else None
         self.reads = ("surface_taux_base", "surface_tauy_base", "t_star_base")
         self.writes = ("surface_taux", "surface_tauy", "t_star")
         self.active = self.reads
 
     def _factors(self, F):
-        s = math.sin(2.0 * math.pi * F.scalars["time"] / self.year)
-        return 1.0 + self.a * s, self.b * s
+        t = F.scalars["time"]
+        s = math.sin(2.0 * math.pi * t / self.year)
+        fw = 1.0 + self.a * s
+        if self.series is not None:
+            fw = fw + self.noise * self.series(t)
+        return fw, self.b * s
 
     def forward(self, F):
         fw, ft = self._factors(F)
@@ -144,7 +179,7 @@ class Model:
         for n in ("surface_taux", "surface_tauy", "t_star", "t_rest", "t_star_pattern"):
             a = forcing.get(n)
             F.arrays[n] = be.asarray(np.zeros(shape2) if a is None else np.asarray(a, dtype=np.float64))
-        if settings.seasonal:
+        if settings.seasonal or settings.wind_noise > 0:
             for n in ("surface_taux", "surface_tauy", "t_star"):
                 F.arrays[n + "_base"] = F.arrays[n].copy()
         for n in PROGNOSTIC:
@@ -176,9 +211,11 @@ class Model:
         ops = []
         # parameters and forcing
         ops += [K(kpar.viscosity_at_corners), K(kpar.drag_at_faces)]
-        if self.settings.seasonal:
-            s = self.settings
-            ops.append(SeasonalForcingOp(s.seasonal_wind_amplitude, s.seasonal_tstar_amplitude, s.year_length))
+        s = self.settings
+        if s.seasonal or s.wind_noise > 0:
+            ops.append(SeasonalForcingOp(s.seasonal_wind_amplitude if s.seasonal else 0.0,
+                                         s.seasonal_tstar_amplitude if s.seasonal else 0.0, s.year_length,
+                                         s.wind_noise, s.wind_noise_days, s.wind_noise_seed))
         ops += [
             K(ktr.surface_forcing, temp="temp@tau"),
             # closures

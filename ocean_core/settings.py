@@ -57,6 +57,13 @@ class Settings:
     seasonal_wind_amplitude: float = 0.2   #: relative amplitude of the wind-stress cycle
     seasonal_tstar_amplitude: float = 2.0  #: amplitude [K] of the relaxation-target cycle (antisymmetric in y)
     year_length: float = 365.0 * 86400.0   #: [s]
+    #: stochastic wind-stress anomaly (off by default): ``taux, tauy *= 1 + wind_noise x(t)`` with x a
+    #: unit-variance red-noise (AR(1)) series of e-folding time ``wind_noise_days``, drawn once per day
+    #: from ``wind_noise_seed`` and interpolated linearly in time (a function of model time only, so
+    #: restarts continue it bit for bit); gives the emulator forced interannual variability
+    wind_noise: float = 0.0
+    wind_noise_days: float = 30.0
+    wind_noise_seed: int = 0
     #: stop when a CFL number exceeds this (checked every ``check_every`` steps)
     cfl_limit: float = 1.0
     check_every: int = 1
@@ -72,6 +79,13 @@ class Settings:
             raise SettingsError(f"check_every={self.check_every!r} is invalid: must be an integer >= 1")
         if not self.enable_eke:
             raise SettingsError("enable_eke=False is not supported yet: allowed value is True")
+        _positive("wind_noise_days", self.wind_noise_days)
+        if not (isinstance(self.wind_noise, (int, float)) and 0.0 <= self.wind_noise < 0.5):
+            raise SettingsError(f"wind_noise={self.wind_noise!r} is invalid: must be a number in [0, 0.5) "
+                                "(relative standard deviation of the wind-stress anomaly)")
+        if isinstance(self.wind_noise_seed, bool) or not isinstance(self.wind_noise_seed, int) \
+                or self.wind_noise_seed < 0:
+            raise SettingsError(f"wind_noise_seed={self.wind_noise_seed!r} is invalid: must be an integer >= 0")
         if self.seasonal_wind_amplitude >= 1:
             raise SettingsError(f"seasonal_wind_amplitude={self.seasonal_wind_amplitude!r} is invalid: must be in [0, 1)")
         return self

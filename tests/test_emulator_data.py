@@ -145,3 +145,21 @@ def test_psi_mask_and_open_errors(tmp_path):
     os.makedirs(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match="no means_\\*.nc files"):
         open_dataset(str(tmp_path / "empty"))
+
+
+def test_make_data_with_wind_noise_on_the_real_model(tmp_path):
+    # the ocean model at 4 deg, 1-hour steps, 7 five-day means: with --wind-noise the wind-stress
+    # forcing written for the emulator carries the red-noise anomaly (relative size ~ wind_noise)
+    kw = dict(resolution=4.0, years=0.1, spinup_years=0, dt=3600.0, log=None)
+    meta = generate(str(tmp_path / "n"), wind_noise=0.2, wind_noise_days=5.0, wind_noise_seed=4, **kw)
+    generate(str(tmp_path / "s"), **kw)
+    assert meta["wind_noise"] == 0.2 and meta["wind_noise_days"] == 5.0 and meta["wind_noise_seed"] == 4
+    noisy, plain = open_dataset(str(tmp_path / "n")), open_dataset(str(tmp_path / "s"))
+    assert noisy.attrs["wind_noise"] == 0.2
+    a = noisy["surface_taux"].values.astype(float)
+    b = plain["surface_taux"].values.astype(float)
+    wet = np.abs(b).min(axis=0) > 1e-3 * np.abs(b).max()
+    rel = (a[:, wet] / b[:, wet]).mean(axis=1) - 1.0   # one factor per 5-day mean
+    assert np.all(np.abs(rel) < 1.0) and np.ptp(rel) > 0.01
+    # the same factor at every wet point of a mean (the anomaly scales the whole wind field)
+    assert np.allclose(a[:, wet] / b[:, wet], (1.0 + rel)[:, None], rtol=0, atol=1e-5)

@@ -42,6 +42,10 @@ def cli(argv, capsys):
     ({"resolution": -2.0}, ["resolution=-2.0", "integers"]),
     ({"resolution": 30.0}, ["resolution=30.0", ">= 4"]),
     ({"dt_momentum": 600.0}, ["dt_momentum", "allowed are", "dt_mom"]),
+    ({"wind_noise": 0.7}, ["wind_noise=0.7", "[0, 0.5)"]),
+    ({"wind_noise": -0.1}, ["wind_noise=-0.1", "[0, 0.5)"]),
+    ({"wind_noise_days": 0.0}, ["wind_noise_days=0.0", "> 0"]),
+    ({"wind_noise_seed": -3}, ["wind_noise_seed=-3", "integer >= 0"]),
 ])
 def test_bad_settings_name_parameter_value_and_allowed(kwargs, pieces):
     with pytest.raises(SettingsError) as info:

@@ -23,18 +23,22 @@ def _assert_bitwise_equal(a, b):
         np.testing.assert_array_equal(a[key], b[key], err_msg=f"{key} differs", strict=True)
 
 
-@pytest.mark.parametrize("seasonal", [False, True])
-def test_restart_continues_bit_for_bit(tmp_path, seasonal):
+@pytest.mark.parametrize("forcing", [{}, {"seasonal": True}, {"seasonal": True, "wind_noise": 0.2, "dt_mom": 7200.0,
+                                                               "dt_tracer": 7200.0}],
+                         ids=["steady", "seasonal", "seasonal+wind_noise"])
+def test_restart_continues_bit_for_bit(tmp_path, forcing):
+    # (the wind-noise case with 2-hour steps, so that the restart falls between two daily values
+    # of the red-noise series and the run crosses a day boundary after it)
     n1, n2 = 7, 6
-    ref = setups.acc(2.0, seasonal=seasonal)
+    ref = setups.acc(2.0, **forcing)
     ref.run(n1 + n2)
 
-    first = setups.acc(2.0, seasonal=seasonal)
+    first = setups.acc(2.0, **forcing)
     first.run(n1)
     path = first.save_restart(tmp_path / "restart.nc")
     mid = _state(first)
 
-    cont = setups.acc(2.0, seasonal=seasonal)
+    cont = setups.acc(2.0, **forcing)
     cont.load_restart(path)
     assert cont.itt == n1 and cont.time == first.time
     cont.run(n2)
