@@ -307,12 +307,12 @@ def w_wgrid_continuity_ad(i, j, b_u_wgrid, b_v_wgrid, b_w_wgrid, cost, cosu, dxt
 
 @tangent_of(F.eke_implicit, space="column")
 def eke_implicit_tl(i, j, d_eke_imp, scr_cp, d_eke, d_K_diss_h, d_sqrteke, d_eke_len, d_kappaM, eke, K_diss_h,
-                    sqrteke, eke_len, kappaM, maskW, kbot, dzt, dzw, dt_tracer, eke_c_eps, alpha_eke):
+                    sqrteke, eke_len, kappaM, maskW, kbot, rdzt, eke_rdz, dt_tracer, eke_c_eps, alpha_eke):
     """Tangent of the implicit step ``A(kappaM, c_int) x = d``: ``A dx = dd - dA x`` with
     ``dd = d_eke + dt d_K_diss_h`` and
     ``(dA x)_k = ddelta_{k-1}/h_k (x_k - x_{k-1}) + ddelta_k/dzw_k (x_k - x_{k+1}) + dt dc_int_k x_k``,
     ``ddelta_k = dt/dzt_{k+1} 0.5 (dkappaM_k + dkappaM_{k+1}) alpha`` (0 at the top), ``h_k = dzw_k``
-    (half at the top), ``dc_int = c_eps maskW (dsqrteke/eke_len - sqrteke deke_len/eke_len^2)``.
+    (half at the top; 1/dzt and 1/h read from rdzt and eke_rdz, as in the forward), ``dc_int = c_eps maskW (dsqrteke/eke_len - sqrteke deke_len/eke_len^2)``.
     The primal x is solved first into ``d_eke_imp`` (the forward's Thomas algorithm, ``scr_cp``
     scratch), then replaced by dx (same factors)."""
     nz = d_eke.shape[0]
@@ -325,7 +325,7 @@ def eke_implicit_tl(i, j, d_eke_imp, scr_cp, d_eke, d_K_diss_h, d_sqrteke, d_eke
     # primal solve, as the forward kernel
     for k in range(k0, nz):
         ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
-        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, rdzt, eke_rdz, dt_tracer, alpha_eke)
         d = eke[k, j, i] + dt_tracer * K_diss_h[k, j, i]
         if k == k0:
             den = b
@@ -343,18 +343,17 @@ def eke_implicit_tl(i, j, d_eke_imp, scr_cp, d_eke, d_K_diss_h, d_sqrteke, d_eke
     dd_below = 0.0  # ddelta_{k-1}
     for k in range(k0, nz):
         ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
-        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, rdzt, eke_rdz, dt_tracer, alpha_eke)
         x = d_eke_imp[k, j, i]
         el = eke_len[k, j, i]
         dci = eke_c_eps * maskW[k, j, i] * (d_sqrteke[k, j, i] / el - sqrteke[k, j, i] * d_eke_len[k, j, i] / (el * el))
         r = d_eke[k, j, i] + dt_tracer * d_K_diss_h[k, j, i] - dt_tracer * dci * x
         dd = 0.0
         if k < nz - 1:
-            dd = dt_tracer / dzt[k + 1] * 0.5 * (d_kappaM[k, j, i] + d_kappaM[k + 1, j, i]) * alpha_eke
-            r -= dd / dzw[k] * (x - d_eke_imp[k + 1, j, i])
+            dd = dt_tracer * rdzt[k + 1] * 0.5 * (d_kappaM[k, j, i] + d_kappaM[k + 1, j, i]) * alpha_eke
+            r -= dd * eke_rdz[k] * (x - d_eke_imp[k + 1, j, i])
         if k > k0:
-            h = 0.5 * dzw[k] if k == nz - 1 else dzw[k]
-            r -= dd_below / h * (x - x_below)
+            r -= dd_below * eke_rdz[k] * (x - x_below)
             d_eke_imp[k, j, i] = (r - a * d_eke_imp[k - 1, j, i]) / (b - a * scr_cp[k - 1, j, i])
         else:
             d_eke_imp[k, j, i] = r / b
@@ -367,7 +366,7 @@ def eke_implicit_tl(i, j, d_eke_imp, scr_cp, d_eke, d_K_diss_h, d_sqrteke, d_eke
 
 @adjoint_of(F.eke_implicit, space="column")
 def eke_implicit_ad(i, j, b_eke, b_K_diss_h, b_sqrteke, b_eke_len, b_kappaM, scr_cp, scr_dp, scr_y, b_eke_imp, eke,
-                    K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, dzt, dzw, dt_tracer, eke_c_eps, alpha_eke):
+                    K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, rdzt, eke_rdz, dt_tracer, eke_c_eps, alpha_eke):
     """Adjoint of the implicit step: solve ``A^T lam = b_eke_imp`` on the wet levels, then
     ``b_eke += lam``, ``b_K_diss_h += dt lam`` and the coefficient sensitivities
     ``b_a_k = -lam_k x_{k-1}``, ``b_b_k = -lam_k x_k``, ``b_c_k = -lam_k x_{k+1}`` (x the primal
@@ -407,8 +406,7 @@ def eke_implicit_ad(i, j, b_eke, b_K_diss_h, b_sqrteke, b_eke_len, b_kappaM, scr
             b_sqrteke[k, j, i] += g
             b_eke_len[k, j, i] -= g * se * rel
             if k < nz - 1:
-                h_up = 0.5 * dzw[k + 1] if k + 1 == nz - 1 else dzw[k + 1]
-                w = ha / dzt[k + 1] * (x_up - x) * (lam / dzw[k] - lam_up / h_up)
+                w = ha * rdzt[k + 1] * (x_up - x) * (lam * eke_rdz[k] - lam_up * eke_rdz[k + 1])
                 b_kappaM[k + 1, j, i] += w + pend
                 pend = w
             x_up = x
@@ -417,7 +415,7 @@ def eke_implicit_ad(i, j, b_eke, b_K_diss_h, b_sqrteke, b_eke_len, b_kappaM, scr
         return
     for k in range(k0, nz):
         ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
-        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, rdzt, eke_rdz, dt_tracer, alpha_eke)
         d = eke[k, j, i] + dt_tracer * K_diss_h[k, j, i]
         if k == k0:
             den = b
@@ -435,7 +433,7 @@ def eke_implicit_ad(i, j, b_eke, b_K_diss_h, b_sqrteke, b_eke_len, b_kappaM, scr
     for kk in range(nz - k0):
         k = nz - 1 - kk
         ci = eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps)
-        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+        a, b, c = eke_vcoeffs(k, k0, nz, j, i, kappaM, ci, rdzt, eke_rdz, dt_tracer, alpha_eke)
         den = b if k == k0 else b - a * scr_cp[k - 1, j, i]
         x = scr_dp[k, j, i] - scr_cp[k, j, i] * x_up
         lam = (scr_y[k, j, i] - a_up * lam_up) / den
@@ -448,8 +446,7 @@ def eke_implicit_ad(i, j, b_eke, b_K_diss_h, b_sqrteke, b_eke_len, b_kappaM, scr
         b_eke_len[k, j, i] -= eke_c_eps * sqrteke[k, j, i] * maskW[k, j, i] / (el * el) * bci
         # delta_k (k < nz-1) enters rows k and k+1
         if k < nz - 1:
-            h_up = 0.5 * dzw[k + 1] if k + 1 == nz - 1 else dzw[k + 1]
-            w = dt_tracer / dzt[k + 1] * 0.5 * alpha_eke * (x_up - x) * (lam / dzw[k] - lam_up / h_up)
+            w = dt_tracer * rdzt[k + 1] * 0.5 * alpha_eke * (x_up - x) * (lam * eke_rdz[k] - lam_up * eke_rdz[k + 1])
             b_kappaM[k + 1, j, i] += w + pend
             pend = w
         x_up = x

@@ -171,17 +171,24 @@ def w_wgrid_continuity(i, j, k, w_wgrid, u_wgrid, v_wgrid, cost, cosu, dxt, dyt,
 # ---------------------------------------------------------------------------
 
 @device
-def eke_vcoeffs(k, k0, nz, j, i, kappaM, c_int, dzt, dzw, dt_tracer, alpha_eke):
-    """(a, b, c) of the implicit EKE matrix at W level k (k0 = bottom wet level)."""
-    dk = dt_tracer / dzt[k + 1] * 0.5 * (kappaM[k, j, i] + kappaM[k + 1, j, i]) * alpha_eke if k < nz - 1 else 0.0
-    dkm1 = dt_tracer / dzt[k] * 0.5 * (kappaM[k - 1, j, i] + kappaM[k, j, i]) * alpha_eke if k > 0 else 0.0
-    h = 0.5 * dzw[k] if k == nz - 1 else dzw[k]
-    a = -dkm1 / h
-    c = -dk / dzw[k]
-    # selects, not branches: k0 varies along a row (vectorisation)
-    b_top = 1.0 + dkm1 / h + dt_tracer * c_int
-    b_mid = 1.0 + (dk + dkm1) / dzw[k] + dt_tracer * c_int
-    b_bot = 1.0 + dk / dzw[k] + dt_tracer * c_int
+def eke_vcoeffs(k, k0, nz, j, i, kappaM, c_int, rdzt, eke_rdz, dt_tracer, alpha_eke):
+    """(a, b, c) of the implicit EKE matrix at W level k (k0 = bottom wet level):
+    ``delta_k = dt / dzt_{k+1} 0.5 (kappaM_k + kappaM_{k+1}) alpha`` (0 at the top), ``h_k = dzw_k``
+    (half at the top), ``a = -delta_{k-1} / h_k``, ``c = -delta_k / dzw_k``, ``b = 1 - a - c + dt c_int``
+    (bottom: no a term); the reciprocals from rdzt = 1/dzt and eke_rdz = 1/h (no division per point).
+    Clamped level indices and selects (no branch: k0 varies along a row, vectorisation)."""
+    kp = imin(k + 1, nz - 1)
+    km = imax(k - 1, 0)
+    dk = dt_tracer * rdzt[kp] * 0.5 * (kappaM[k, j, i] + kappaM[kp, j, i]) * alpha_eke
+    dk = dk if k < nz - 1 else 0.0
+    dkm1 = dt_tracer * rdzt[k] * 0.5 * (kappaM[km, j, i] + kappaM[k, j, i]) * alpha_eke
+    dkm1 = dkm1 if k > 0 else 0.0
+    rh = eke_rdz[k]  # 1/dzw below the top (where c and the mid/bottom rows need it), 1/(0.5 dzw) at the top
+    a = -dkm1 * rh
+    c = -dk * rh
+    b_top = 1.0 + dkm1 * rh + dt_tracer * c_int
+    b_mid = 1.0 + (dk + dkm1) * rh + dt_tracer * c_int
+    b_bot = 1.0 + dk * rh + dt_tracer * c_int
     b = b_top if k == nz - 1 else b_mid
     b = b_bot if k == k0 else b
     return a, b, c
@@ -192,7 +199,8 @@ def eke_cint(k, j, i, sqrteke, eke_len, maskW, eke_c_eps):
     return eke_c_eps * sqrteke[k, j, i] / eke_len[k, j, i] * maskW[k, j, i]
 
 
-def _ref_eke_implicit(eke, K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, dzt, dzw, dt_tracer, eke_c_eps, alpha_eke):
+def _ref_eke_implicit(eke, K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, rdzt, eke_rdz, dt_tracer, eke_c_eps,
+                      alpha_eke):
     from .friction import thomas_ref
     nz, NY, NX = eke.shape
     out = np.zeros_like(eke)
@@ -203,21 +211,21 @@ def _ref_eke_implicit(eke, K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, dzt,
                 continue
             k0 = kbot[j, i] - 1
             delta = np.zeros(nz)
-            delta[:-1] = dt_tracer / dzt[1:] * 0.5 * (kappaM[:-1, j, i] + kappaM[1:, j, i]) * alpha_eke
+            delta[:-1] = dt_tracer * rdzt[1:] * 0.5 * (kappaM[:-1, j, i] + kappaM[1:, j, i]) * alpha_eke
             n = nz - k0
             a, b, c = np.zeros(n), np.zeros(n), np.zeros(n)
             for kk in range(n):
                 k = k0 + kk
                 dkm1 = delta[k - 1] if k > 0 else 0.0
-                h = 0.5 * dzw[k] if k == nz - 1 else dzw[k]
-                a[kk] = -dkm1 / h
-                c[kk] = -delta[k] / dzw[k]
+                rh = eke_rdz[k]  # 1/h: 1/dzw, half cell at the top
+                a[kk] = -dkm1 * rh
+                c[kk] = -delta[k] * rh
                 if k == k0:
-                    b[kk] = 1 + delta[k] / dzw[k] + dt_tracer * c_int[k, j, i]
+                    b[kk] = 1 + delta[k] * rh + dt_tracer * c_int[k, j, i]
                 elif k == nz - 1:
-                    b[kk] = 1 + dkm1 / h + dt_tracer * c_int[k, j, i]
+                    b[kk] = 1 + dkm1 * rh + dt_tracer * c_int[k, j, i]
                 else:
-                    b[kk] = 1 + (delta[k] + dkm1) / dzw[k] + dt_tracer * c_int[k, j, i]
+                    b[kk] = 1 + (delta[k] + dkm1) * rh + dt_tracer * c_int[k, j, i]
             d = eke[k0:, j, i] + dt_tracer * K_diss_h[k0:, j, i]
             out[k0:, j, i] = thomas_ref(a, b, c, d)
     return out, np.zeros_like(eke), np.zeros_like(eke[0])  # (scratch outputs: not compared)
@@ -225,8 +233,8 @@ def _ref_eke_implicit(eke, K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, dzt,
 
 @kernel("rows", outputs=("eke_imp", "scr_cp", "scr_col"), reference=_ref_eke_implicit,
         active=("eke", "K_diss_h", "sqrteke", "eke_len", "kappaM"), passes=3)
-def eke_implicit(i, j, k, eke_imp, scr_cp, scr_col, eke, K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, dzt, dzw,
-                 dt_tracer, eke_c_eps, alpha_eke):
+def eke_implicit(i, j, k, eke_imp, scr_cp, scr_col, eke, K_diss_h, sqrteke, eke_len, kappaM, maskW, kbot, rdzt,
+                 eke_rdz, dt_tracer, eke_c_eps, alpha_eke):
     """Implicit vertical diffusion (kappaM), forcing by friction dissipation and the linearised
     dissipation ``c_int = c_eps sqrteke / eke_len``:
     ``(I - dt d_z(alpha kappaM d_z) + dt c_int) e* = eke[tau] + dt K_diss_h`` on the wet W levels
@@ -251,7 +259,7 @@ def eke_implicit(i, j, k, eke_imp, scr_cp, scr_col, eke, K_diss_h, sqrteke, eke_
     elif k < 2 * nz:
         kl = k - nz
         ci = eke_cint(kl, j, i, sqrteke, eke_len, maskW, eke_c_eps)
-        a, b, c = eke_vcoeffs(kl, k0, nz, j, i, kappaM, ci, dzt, dzw, dt_tracer, alpha_eke)
+        a, b, c = eke_vcoeffs(kl, k0, nz, j, i, kappaM, ci, rdzt, eke_rdz, dt_tracer, alpha_eke)
         d = eke[kl, j, i] + dt_tracer * K_diss_h[kl, j, i]
         km = imax(kl - 1, 0)
         cpm = scr_cp[km, j, i]
