@@ -84,6 +84,8 @@ def _add_make_data(sub):
     q.add_argument("--wind-noise-days", type=_positive(float), default=30.0,
                    help="e-folding time of the wind anomaly in days (default 30)")
     q.add_argument("--wind-noise-seed", type=int, default=0, help="seed of the wind anomaly (default 0)")
+    q.add_argument("--initial-state", metavar="RESTART",
+                   help="start from this restart file (e.g. a spun-up state) instead of the initial state")
     q.add_argument("--train-years", type=float, default=20.0)
     q.add_argument("--val-years", type=float, default=2.0)
     q.add_argument("--test-years", type=float, default=8.0)
@@ -220,7 +222,7 @@ def cmd_make_data(args):
                     spinup_years=args.spinup_years, average_days=args.average_days,
                     backend=args.model_backend, overwrite=args.overwrite, resume=args.resume,
                     dt=args.dt, wind_noise=args.wind_noise, wind_noise_days=args.wind_noise_days,
-                    wind_noise_seed=args.wind_noise_seed,
+                    wind_noise_seed=args.wind_noise_seed, initial_state=args.initial_state,
                     split=(args.train_years, args.val_years, args.test_years))
     print(json.dumps(meta, indent=1))
     return 0

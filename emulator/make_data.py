@@ -122,7 +122,8 @@ def _save_restart(model, out, progress):
 
 def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5.0,
              backend="cpu", overwrite=False, resume=False, model_factory=None, split=(20, 0, 8),
-             log=sys.stdout, config="paper", dt=None, wind_noise=0.0, wind_noise_days=30.0, wind_noise_seed=0):
+             log=sys.stdout, config="paper", dt=None, wind_noise=0.0, wind_noise_days=30.0, wind_noise_seed=0,
+             initial_state=None):
     """Run the ACC model and write N-day means (see the module docstring).
 
     Parameters
@@ -160,6 +161,10 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
         :class:`ocean_core.settings.Settings`): relative standard deviation (0: none), e-folding
         time in days and seed.  It gives the data forced interannual variability, which the
         emulator sees through its wind-stress forcing channels.
+    initial_state : str, optional
+        A restart file (``stommel run --out``, or the ``restart.nc`` of an earlier make-data run) to start
+        from instead of the model's initial state, e.g. a state already spun up for decades; the model
+        time continues from it.  Read once at the start (a resumed run continues from its own restart).
 
     Returns
     -------
@@ -178,6 +183,10 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
     args = {"resolution": float(resolution), "years": float(years),
             "spinup_years": float(spinup_years), "average_days": float(average_days),
             "config": config, "dt": None if dt is None else float(dt)}
+    if initial_state is not None:
+        if not os.path.isfile(initial_state):
+            raise FileNotFoundError(f"initial_state={initial_state!r}: no such restart file")
+        args["initial_state"] = os.path.abspath(initial_state)
     if wind_noise:  # recorded only when on, so that runs started before the option still resume
         args.update(wind_noise=float(wind_noise), wind_noise_days=float(wind_noise_days),
                     wind_noise_seed=int(wind_noise_seed))
@@ -201,6 +210,9 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
         overrides.update(wind_noise=float(wind_noise), wind_noise_days=float(wind_noise_days),
                          wind_noise_seed=int(wind_noise_seed))
     model = factory(resolution, backend, seasonal=True, config=config, **overrides)
+    if initial_state is not None and not resume:
+        model.load_restart(initial_state)
+        _log(f"initial state from {initial_state}", log)
     if resume:
         model.load_restart(os.path.join(out, "restart.nc"))
         _log(f"resuming from {out}/restart.nc: {progress['spinup_steps']} spin-up steps, "

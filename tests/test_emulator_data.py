@@ -163,3 +163,20 @@ def test_make_data_with_wind_noise_on_the_real_model(tmp_path):
     assert np.all(np.abs(rel) < 1.0) and np.ptp(rel) > 0.01
     # the same factor at every wet point of a mean (the anomaly scales the whole wind field)
     assert np.allclose(a[:, wet] / b[:, wet], (1.0 + rel)[:, None], rtol=0, atol=1e-5)
+
+
+def test_make_data_from_an_initial_state(tmp_path):
+    """``initial_state``: the run starts from a restart file (time continues from it); a missing file is
+    a clear error."""
+    kw = dict(years=0.2, spinup_years=0, model_factory=synthetic_factory(nz=2), log=None)
+    first = tmp_path / "first"
+    generate(str(first), **kw)
+    restart = first / "restart.nc"
+    assert restart.exists()
+    generate(str(tmp_path / "cont"), initial_state=str(restart), **kw)
+    a, b = open_dataset(str(first)), open_dataset(str(tmp_path / "cont"))
+    # the second run's first mean follows the first run's last one
+    assert b["time"].values[0] == a["time"].values[-1] + 5 * 86400.0
+    assert json.load(open(tmp_path / "cont" / "progress.json"))["args"]["initial_state"] == str(restart)
+    with pytest.raises(FileNotFoundError, match="initial_state="):
+        generate(str(tmp_path / "x"), initial_state=str(tmp_path / "missing.nc"), **kw)
