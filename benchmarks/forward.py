@@ -58,7 +58,7 @@ CHECK_VARS = ("u", "v", "w", "temp", "salt", "rho", "Nsqr", "psi", "dpsi", "eke"
 # ---------------------------------------------------------------------------
 
 def default_repeats(resolution):
-    return 50 if resolution >= 1.0 else 10
+    return 50 if resolution >= 1.0 else 20
 
 
 def time_stommel(resolution, backend="cpu", threads=None, repeats=None, warmup=3):
@@ -199,11 +199,11 @@ def main(argv=None):
     p.add_argument("--resolutions", default="2,0.25", help="comma-separated degrees (default 2,0.25)")
     p.add_argument("--threads", default="1,all", help="numba thread counts, 'all' = NUMBA_NUM_THREADS (default 1,all)")
     p.add_argument("--backend", default="cpu", choices=["cpu", "cuda", "all"])
-    p.add_argument("--repeats", type=int, default=None, help="timed steps (default 50 at >= 1 deg, else 10)")
+    p.add_argument("--repeats", type=int, default=None, help="timed steps (default 50 at >= 1 deg, else 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing (default 3)")
     p.add_argument("--veros-python", default=None, help="python of a venv with veros[jax]")
     p.add_argument("--no-veros", action="store_true", help="do not run Veros")
-    p.add_argument("--veros-steps", type=int, default=None, help="timed Veros steps (default 20 at >= 1 deg, else 5)")
+    p.add_argument("--veros-steps", type=int, default=None, help="timed Veros steps (default 20 at >= 1 deg, else 10)")
     p.add_argument("--veros-warmup", type=int, default=3, help="untimed Veros steps after the compiling one")
     p.add_argument("--veros-ny", type=int, default=None, help="Veros ny override (default 84/r, stommel's)")
     p.add_argument("--check-steps", type=int, default=10, help="steps of the cuda-vs-cpu check (default 10)")
@@ -258,7 +258,7 @@ def main(argv=None):
                   f"{c['max_rel_diff']:.2e} ({c['worst_var']}) -> {'OK' if c['ok'] else 'FAIL'} (tol {c['tol']:g})",
                   flush=True)
         if vpy:
-            vsteps = args.veros_steps or (20 if res >= 1.0 else 5)
+            vsteps = args.veros_steps or (20 if res >= 1.0 else 10)
             for n in threads:
                 wait_for_load(args.max_load, args.max_wait)
                 v = time_veros(vpy, res, ncores=n, steps=vsteps, warmup=args.veros_warmup, ny=args.veros_ny)
