@@ -187,9 +187,11 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
         if not os.path.isfile(initial_state):
             raise FileNotFoundError(f"initial_state={initial_state!r}: no such restart file")
         args["initial_state"] = os.path.abspath(initial_state)
-    if wind_noise:  # recorded only when on, so that runs started before the option still resume
-        args.update(wind_noise=float(wind_noise), wind_noise_days=float(wind_noise_days),
-                    wind_noise_seed=int(wind_noise_seed))
+    # the wind-noise settings: recorded (progress, attributes) only when on, so that runs started
+    # before the option still resume
+    noise = ({"wind_noise": float(wind_noise), "wind_noise_days": float(wind_noise_days),
+              "wind_noise_seed": int(wind_noise_seed)} if wind_noise else {})
+    args.update(noise)
     progress = {"args": args, "spinup_steps": 0, "years_written": 0, "salt_varies": None,
                 "salt_ref": None, "model_seconds": 0.0}
     prog_path = os.path.join(out, "progress.json")
@@ -206,9 +208,7 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
     factory = model_factory or default_model_factory
     t0 = time.perf_counter()
     overrides = {} if dt is None else {"dt_mom": float(dt), "dt_tracer": float(dt)}
-    if wind_noise:
-        overrides.update(wind_noise=float(wind_noise), wind_noise_days=float(wind_noise_days),
-                         wind_noise_seed=int(wind_noise_seed))
+    overrides.update(noise)
     model = factory(resolution, backend, seasonal=True, config=config, **overrides)
     if initial_state is not None and not resume:
         model.load_restart(initial_state)
@@ -235,9 +235,7 @@ def generate(out, *, resolution=1.0, years=28, spinup_years=10.0, average_days=5
     attrs = {"average_days": float(average_days), "year_length_days": float(ylen),
              "resolution": float(resolution), "seasonal": 1, "spinup_years": float(spinup_years),
              "dt_tracer": dt, "source": "stommel ocean_core ACC, written by emulator.make_data"}
-    if wind_noise:
-        attrs.update(wind_noise=float(wind_noise), wind_noise_days=float(wind_noise_days),
-                     wind_noise_seed=int(wind_noise_seed))
+    attrs.update(noise)
     if not os.path.exists(os.path.join(out, "grid.nc")):
         _write_grid(model.snapshot(), os.path.join(out, "grid.nc"), model, attrs)
     # spin-up, in chunks of a tenth of a year (progress and a restart point each)

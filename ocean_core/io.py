@@ -178,7 +178,7 @@ def write_restart(model, path, overwrite=False):
         data[n] = (dims, a)
     for n in ("A_h_t", "r_bot_t", "kappaM", "surface_taux", "surface_tauy", "t_star", "t_rest",
               "forc_salt_surface") + (("surface_taux_base", "surface_tauy_base", "t_star_base")
-                                       if model.settings.seasonal or model.settings.wind_noise > 0 else ()):
+                                       if model.settings.time_dependent_forcing else ()):
         dims = tuple(d + "_h" if d[0] in "xy" else d for d in VARIABLES[n].dims)
         data[n] = (dims, be.to_numpy(F.arrays[n]))
     ds = xr.Dataset(data, coords={"level": ["taum1", "tau", "taup1"]})

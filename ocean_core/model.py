@@ -179,7 +179,7 @@ class Model:
         for n in ("surface_taux", "surface_tauy", "t_star", "t_rest", "t_star_pattern"):
             a = forcing.get(n)
             F.arrays[n] = be.asarray(np.zeros(shape2) if a is None else np.asarray(a, dtype=np.float64))
-        if settings.seasonal or settings.wind_noise > 0:
+        if settings.time_dependent_forcing:
             for n in ("surface_taux", "surface_tauy", "t_star"):
                 F.arrays[n + "_base"] = F.arrays[n].copy()
         for n in PROGNOSTIC:
@@ -212,7 +212,7 @@ class Model:
         # parameters and forcing
         ops += [K(kpar.viscosity_at_corners), K(kpar.drag_at_faces)]
         s = self.settings
-        if s.seasonal or s.wind_noise > 0:
+        if s.time_dependent_forcing:
             ops.append(SeasonalForcingOp(s.seasonal_wind_amplitude if s.seasonal else 0.0,
                                          s.seasonal_tstar_amplitude if s.seasonal else 0.0, s.year_length,
                                          s.wind_noise, s.wind_noise_days, s.wind_noise_seed))

@@ -90,6 +90,12 @@ class Settings:
             raise SettingsError(f"seasonal_wind_amplitude={self.seasonal_wind_amplitude!r} is invalid: must be in [0, 1)")
         return self
 
+    @property
+    def time_dependent_forcing(self):
+        """Whether the forcing changes in time (seasonal cycle or wind noise): the model then keeps the
+        ``*_base`` forcing fields and runs :class:`ocean_core.model.SeasonalForcingOp`."""
+        return bool(self.seasonal) or self.wind_noise > 0
+
     def asdict(self):
         return dataclasses.asdict(self)
 
