@@ -124,7 +124,16 @@ def _add_train(sub):
     q.add_argument("--warmup-steps", type=int, default=0)
     q.add_argument("--clip", type=float, default=1.0)
     q.add_argument("--ema-decay", type=float, default=0.999)
-    q.add_argument("--loss", default="dynamic", choices=("dynamic", "mse"))
+    q.add_argument("--loss", default="dynamic", choices=("dynamic", "mse", "crps"),
+                   help="dynamic-weighted MSE (Samudra 2), plain MSE, or the dynamic-weighted fair "
+                        "CRPS of an ensemble (needs --noise-channels)")
+    q.add_argument("--ensemble", type=int, default=2, help="members per sample with --loss crps")
+    q.add_argument("--noise-channels", type=int, default=0, metavar="N",
+                   help="Gaussian noise input channels of a stochastic emulator (0: deterministic); "
+                        "with --init, added to the initial emulator's first layer (it needs a stem)")
+    q.add_argument("--noise-init", type=float, default=0.1, metavar="SCALE",
+                   help="with --init and --noise-channels: scale of the new input weights "
+                        "(0: the fine-tuning starts from the unchanged emulator)")
     q.add_argument("--loss-limit", type=float, default=20.0)
     q.add_argument("--loss-window", type=int, default=25)
     q.add_argument("--loss-update", default="first_step", choices=("first_step", "extra_forward"))
@@ -182,7 +191,11 @@ def _add_rollout(sub):
                    help="stochastic rollout: Gaussian noise of this std (normalised units) added to "
                         "every predicted state, one number or per variable, e.g. "
                         "temp=0.005,u=0.05,v=0.05 (default 0: deterministic)")
-    q.add_argument("--seed", type=int, default=0, help="random seed of --noise (ensemble member)")
+    q.add_argument("--seed", type=int, default=0,
+                   help="random seed of --noise and of a stochastic emulator's noise inputs "
+                        "(one seed = one ensemble member)")
+    q.add_argument("--no-latent", action="store_true",
+                   help="stochastic emulator: zero noise inputs (its deterministic member)")
     q.add_argument("--noise-length", type=float, default=0.0, metavar="CELLS",
                    help="correlation length of --noise in grid cells (Gaussian smoothing; "
                         "default 0: white)")
@@ -282,30 +295,38 @@ def cmd_train(args):
         spec = build_spec(ds, split.train, variables=args.variables, forcing=args.forcing,
                           eke_eps=args.eke_eps)
     data = prepare(ds, spec)
+    if args.noise_channels < 0:
+        raise ValueError(f"--noise-channels {args.noise_channels}: must be >= 0")
     if init is not None:
         net, residual = init.unet, init.residual
+        # a deterministic emulator becomes a stochastic one by more input columns of its stem
+        init.add_noise_channels(max(0, args.noise_channels - init.noise_channels), scale=args.noise_init,
+                                seed=args.seed)
+        noise_channels = init.noise_channels
         cfg = net.config
     else:
-        cfg = preset_config(args.config, spec.in_channels, spec.out_channels, widths=args.widths,
-                            dilations=args.dilations, stem=args.stem, expansion=args.expansion,
+        noise_channels = args.noise_channels
+        cfg = preset_config(args.config, spec.in_channels + noise_channels, spec.out_channels,
+                            widths=args.widths, dilations=args.dilations, stem=args.stem, expansion=args.expansion,
                             norm=args.norm)
         net = UNet(cfg, backend=bk, dtype=np.dtype(args.dtype), seed=args.seed)
         residual = args.residual
     net.check_grid(*spec.grid)
-    emu = Emulator(net, spec, data.wet, data.static, residual=residual)
+    emu = Emulator(net, spec, data.wet, data.static, residual=residual, noise_channels=noise_channels)
     if residual and init is None and not args.resume:
         emu.zero_head()
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                      rollout_steps=args.rollout_steps, lr=args.lr, lr_min=args.lr_min,
                      warmup_steps=args.warmup_steps, clip=args.clip, ema_decay=args.ema_decay,
-                     loss=args.loss, loss_limit=args.loss_limit, loss_window=args.loss_window,
+                     loss=args.loss, ensemble=args.ensemble, loss_limit=args.loss_limit, loss_window=args.loss_window,
                      loss_update=args.loss_update, recompute=not args.no_recompute,
                      seed=args.seed, max_steps=args.max_steps, max_hours=args.max_hours,
                      val_every=args.val_every, val_max_samples=args.val_max_samples,
                      best_by=args.best_by,
                      checkpoint_every=args.checkpoint_every, input_noise=args.input_noise)
     meta = {"data": os.path.abspath(args.data), "states_per_year": spy,
-            "n_params": net.num_parameters(), "backend": bk.name, "residual": residual}
+            "n_params": net.num_parameters(), "backend": bk.name, "residual": residual,
+            "noise_channels": noise_channels}
     if init is not None:
         meta["init"] = os.path.abspath(_emulator_path(args.init))
     trainer = Trainer(emu, data, split, tc, out, meta=meta)
@@ -358,7 +379,8 @@ def cmd_rollout(args):
         clamp = training_bounds(data, split["train"], args.clamp)
     t0 = time.perf_counter()
     out_ds, timing = run_rollout(emu, data, ds, start, n, progress=not args.quiet, clamp=clamp,
-                                 noise=args.noise, seed=args.seed, noise_length=args.noise_length)
+                                 noise=args.noise, seed=args.seed, noise_length=args.noise_length,
+                                 latent=not args.no_latent)
     if clamp is not None:
         out_ds.attrs["clamp_margin"] = float(args.clamp)
     if args.noise:

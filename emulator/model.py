@@ -8,7 +8,12 @@ either as the network output itself (Samudra 2) or, with ``residual=True``
 (Samudra's ``pred_residuals`` option), as an increment of the input pair:
 ``(x_{t+1}, x_{t+2}) = (x_{t-1}, x_t) + net(...)``, both masked to the ocean,
 
-and saves/loads everything a rollout needs in one ``.npz`` file (weights,
+A *stochastic* emulator (``noise_channels = n > 0``) takes ``n`` further input channels of
+standard Gaussian noise, white in space and drawn afresh for every call; different draws give
+different ensemble members (trained with the fair CRPS, :func:`emulator.losses.crps_step_loss`).
+All-zero noise gives one deterministic member.
+
+The class saves/loads everything a rollout needs in one ``.npz`` file (weights,
 BatchNorm buffers, wet masks, static fields, the JSON of the network
 configuration and the :class:`~emulator.data.DataSpec`).
 """
@@ -38,12 +43,22 @@ class Emulator:
         Static input channels.
     residual : bool
         Predict increments of the input states instead of the states.
+    noise_channels : int
+        Number of Gaussian noise input channels (0: deterministic emulator).  The network's
+        ``in_channels`` must equal ``spec.in_channels + noise_channels``.
     """
 
-    def __init__(self, unet: UNet, spec: DataSpec, wet, static, residual=False):
+    def __init__(self, unet: UNet, spec: DataSpec, wet, static, residual=False, noise_channels=0):
         self.unet = unet
         self.spec = spec
         self.residual = bool(residual)
+        n = int(noise_channels)
+        if n < 0:
+            raise ValueError(f"noise_channels={noise_channels} must be >= 0")
+        if unet.config.in_channels != spec.in_channels + n:
+            raise ValueError(f"the network takes {unet.config.in_channels} input channels, but the data "
+                             f"give {spec.in_channels} plus noise_channels={n}")
+        self.noise_channels = n
         bk = unet.bk
         self.bk = bk
         self.xp = bk.xp
@@ -57,15 +72,34 @@ class Emulator:
     def n_prognostic(self):
         return self.spec.n_prognostic
 
-    def inputs(self, x_prog, f_pair):
-        """Concatenate ``(2P, B, H, W)`` states, ``(2F, B, H, W)`` forcing and the static fields."""
-        B = x_prog.shape[1]
-        s = self.xp.broadcast_to(self.static[:, None], (self.static.shape[0], B) + self.static.shape[1:])
-        return self.xp.concatenate([x_prog, f_pair.astype(x_prog.dtype, copy=False), s], axis=0)
+    def draw_noise(self, rng, batch):
+        """Noise input of one call, ``(noise_channels, batch, H, W)`` standard normal values
+        drawn on the host from ``rng`` (a seed means the same member on CPU and GPU)."""
+        H, W = self.static.shape[-2:]
+        e = rng.standard_normal((self.noise_channels, int(batch), H, W))
+        return self.bk.asarray(e, dtype=self.unet.dtype)
 
-    def step(self, x_prog, f_pair, train=False, store="none", update_stats=True):
-        """One model call; returns ``(y (2P, B, H, W), tape)``."""
-        y, tape = self.unet.forward(self.inputs(x_prog, f_pair), self.out_mask, train=train,
+    def inputs(self, x_prog, f_pair, noise=None):
+        """Concatenate ``(2P, B, H, W)`` states, ``(2F, B, H, W)`` forcing, the static fields and,
+        for a stochastic emulator, the ``(n, B, H, W)`` noise (``None``: zeros)."""
+        xp = self.xp
+        B = x_prog.shape[1]
+        s = xp.broadcast_to(self.static[:, None], (self.static.shape[0], B) + self.static.shape[1:])
+        parts = [x_prog, f_pair.astype(x_prog.dtype, copy=False), s]
+        if self.noise_channels:
+            shape = (self.noise_channels, B) + x_prog.shape[2:]
+            if noise is None:
+                noise = xp.zeros(shape, dtype=x_prog.dtype)
+            elif tuple(noise.shape) != shape:
+                raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {shape}")
+            parts.append(noise.astype(x_prog.dtype, copy=False))
+        elif noise is not None:
+            raise ValueError("noise given to an emulator without noise channels")
+        return xp.concatenate(parts, axis=0)
+
+    def step(self, x_prog, f_pair, train=False, store="none", update_stats=True, noise=None):
+        """One model call; returns ``(y (2P, B, H, W), tape)``; ``noise``: see :meth:`inputs`."""
+        y, tape = self.unet.forward(self.inputs(x_prog, f_pair, noise), self.out_mask, train=train,
                                     store=store, update_stats=update_stats)
         if self.residual:
             y += x_prog * self.out_mask
@@ -81,6 +115,33 @@ class Emulator:
         if self.residual:
             g = g + dy * self.out_mask
         return g
+
+    def add_noise_channels(self, n, scale=0.0, seed=0):
+        """Make the emulator stochastic by ``n`` more noise input channels (fine-tuning a
+        deterministic emulator into an ensemble one).
+
+        The new input columns of the first layer get weights ``scale * N(0, 1) / sqrt(fan_in)``
+        (``scale = 0``: the emulator is unchanged for any noise).  Needs a network with a stem
+        (a 1x1 first layer): without one the first block's inner width depends on the input width.
+        """
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"noise channels n={n} must be >= 0")
+        if n == 0:
+            return
+        stem = self.unet.stem
+        if stem is None:
+            raise ValueError("add_noise_channels needs a network with a stem (a 1x1 input layer); "
+                             "train a new emulator with --noise-channels instead")
+        w = self.bk.to_numpy(stem.params["weight"])  # (cout, cin, 1, 1)
+        rng = np.random.default_rng(seed)
+        extra = scale * rng.standard_normal((w.shape[0], n, 1, 1)) / np.sqrt(w.shape[1] + n)
+        w2 = np.concatenate([w, extra.astype(w.dtype)], axis=1)
+        stem.params["weight"] = self.bk.asarray(w2, dtype=self.unet.dtype)
+        stem.grads["weight"] = self.xp.zeros_like(stem.params["weight"])
+        stem.cin += n
+        self.unet.config.in_channels += n
+        self.noise_channels += n
 
     def zero_head(self):
         """Set the output convolution to zero, so that a residual emulator starts as persistence."""
@@ -105,7 +166,8 @@ class Emulator:
                 state[k] = self.bk.to_numpy(v)
         arrays = {f"param/{k}": v for k, v in state.items()}
         info = {"unet": self.unet.config.to_dict(), "spec": self.spec.to_json(),
-                "dtype": str(self.unet.dtype), "residual": self.residual, "meta": meta or {}}
+                "dtype": str(self.unet.dtype), "residual": self.residual,
+                "noise_channels": self.noise_channels, "meta": meta or {}}
         arrays["wet"] = self.wet_np
         arrays["static"] = self.static_np
         arrays["info"] = np.array(json.dumps(info, default=float))
@@ -131,7 +193,7 @@ class Emulator:
                     dtype=np.dtype(dtype or info["dtype"]), seed=0)
         unet.load_state_dict(state)
         emu = cls(unet, DataSpec.from_json(info["spec"]), wet, static,
-                  residual=info.get("residual", False))
+                  residual=info.get("residual", False), noise_channels=info.get("noise_channels", 0))
         emu.meta = info.get("meta", {})
         return emu
 

@@ -162,25 +162,28 @@ def snapshot(truth, pred, path, var="temp", level=-1, index=-1):
 
 
 def training_curve(log_path, path):
-    """Training loss and validation MSE against step from ``train_log.jsonl``."""
+    """Training loss (unweighted MSE, or CRPS for ensemble training) and validation MSE
+    against step from ``train_log.jsonl``."""
     plt = _plt()
     steps, loss, vsteps, vmse = [], [], [], []
+    kind = "MSE"
     with open(log_path) as f:
         for line in f:
             r = json.loads(line)
             if "loss" in r:
                 steps.append(r["step"])
-                loss.append(r["mse"])
+                kind = "CRPS" if "crps" in r else "MSE"
+                loss.append(r["crps"] if "crps" in r else r["mse"])
             elif "val_mse" in r:
                 vsteps.append(r["step"])
                 vmse.append(r["val_mse"])
     fig, ax = plt.subplots(figsize=(7, 3.5))
     if steps:
-        ax.semilogy(steps, loss, "C0-", lw=0.6, alpha=0.7, label="train rollout MSE (unweighted)")
+        ax.semilogy(steps, loss, "C0-", lw=0.6, alpha=0.7, label=f"train rollout {kind} (unweighted)")
     if vsteps:
         ax.semilogy(vsteps, vmse, "C3-o", ms=3, label="validation rollout MSE (EMA)")
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("MSE (normalised units)")
+    ax.set_ylabel(f"{'CRPS, ' if kind == 'CRPS' else ''}MSE (normalised units)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -72,7 +72,7 @@ def training_bounds(data: EmulatorData, train_range, margin):
 
 
 def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: int,
-                       progress=False, clamp=None, noise=0.0, seed=0, noise_length=0.0):
+                       progress=False, clamp=None, noise=0.0, seed=0, noise_length=0.0, latent=True):
     """Roll the emulator out in normalised space.
 
     Parameters
@@ -99,6 +99,10 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
         Correlation length of the noise in grid cells: white noise smoothed with a Gaussian of
         this standard deviation (periodic in x, reflecting in y) and rescaled to unit variance
         (0: white in space, which puts its power at the grid scale).
+    latent : bool
+        For a stochastic emulator (``emu.noise_channels > 0``): draw its noise inputs from
+        ``default_rng(seed)`` at every call (one seed = one ensemble member); ``False`` feeds
+        zeros (the deterministic member).  Ignored for a deterministic emulator.
 
     Returns
     -------
@@ -124,6 +128,9 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
     x = bk.asarray(out[:2].reshape(2 * P, 1, *out.shape[2:]), dtype=dt)
     sigma = noise_per_channel(data.spec, noise)
     rng = np.random.default_rng(seed)
+    # the emulator's own noise inputs come from a stream of their own (the same member whether
+    # or not output noise is added)
+    lrng = np.random.default_rng([seed, 7]) if (latent and emu.noise_channels) else None
     # noise std per output channel (two times, channel-major) on wet points
     wet2 = (np.concatenate([data.wet, data.wet]) * np.tile(sigma, 2)[:, None, None])[:, None]
     noise = float(sigma.max()) if sigma.size else 0.0
@@ -153,7 +160,8 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
         # forcing at the two input times comes from the data, the states from the model
         i = start + 2 * k
         f = np.concatenate([data.forcing[i], data.forcing[i + 1]])[:, None]
-        y, _ = emu.step(x, bk.asarray(f, dtype=dt), train=False, store="none")
+        z = emu.draw_noise(lrng, 1) if lrng is not None else None
+        y, _ = emu.step(x, bk.asarray(f, dtype=dt), train=False, store="none", noise=z)
         if noise > 0:
             # drawn on the host (one NumPy stream for both backends, so a seed means the same
             # ensemble member on CPU and GPU); the copy happens only in stochastic rollouts
@@ -204,8 +212,8 @@ def physical_dataset(states, data: EmulatorData, template, start, attrs=None):
 
 
 def run_rollout(emu: Emulator, data: EmulatorData, template, start, n_states, progress=False,
-                clamp=None, noise=0.0, seed=0, noise_length=0.0):
-    """Roll out and return ``(dataset, timing)`` (``clamp``, ``noise``, ``seed``: see
+                clamp=None, noise=0.0, seed=0, noise_length=0.0, latent=True):
+    """Roll out and return ``(dataset, timing)`` (``clamp``, ``noise``, ``seed``, ``latent``: see
     :func:`rollout_normalized`).
 
     ``timing`` holds the wall time of the model calls and the seconds per
@@ -213,7 +221,7 @@ def run_rollout(emu: Emulator, data: EmulatorData, template, start, n_states, pr
     """
     states, seconds = rollout_normalized(emu, data, start, n_states, progress=progress,
                                          clamp=clamp, noise=noise, seed=seed,
-                                         noise_length=noise_length)
+                                         noise_length=noise_length, latent=latent)
     dt_state = float(np.median(np.diff(data.time))) if data.n_times > 1 else float("nan")
     sim_years = (n_states - 2) * dt_state / data.spec.year_seconds
     timing = {"seconds": seconds, "model_calls": -(-(n_states - 2) // 2),
@@ -221,5 +229,8 @@ def run_rollout(emu: Emulator, data: EmulatorData, template, start, n_states, pr
               "seconds_per_simulated_year": seconds / sim_years if sim_years > 0 else float("nan")}
     attrs = {"source": "stommel emulator rollout", "start_index": int(start),
              "n_initial_states": 2, **{k: float(v) for k, v in timing.items()}}
+    if emu.noise_channels:
+        attrs.update(noise_channels=int(emu.noise_channels), latent_noise=int(bool(latent)),
+                     seed=int(seed))
     ds = physical_dataset(states, data, template, start, attrs)
     return ds, timing

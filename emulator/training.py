@@ -14,6 +14,15 @@ One optimiser step on a batch of ``B`` samples starting at indices ``i``:
 3. Gradient-norm clipping (a non-finite norm skips the update), Adam with a
    cosine learning rate, EMA of the weights, dynamic-loss weight update.
 
+With ``loss="crps"`` (a stochastic emulator, ``noise_channels > 0``) every sample is
+rolled out as an ensemble of ``M = ensemble`` members, stacked along the batch axis:
+each member starts from the same two states and draws its own noise inputs at every
+call (``default_rng([seed, step, 2])``, reproducible after a resume), and step ``k``
+is scored by the fair CRPS of the members against the true states
+(:func:`emulator.losses.crps_step_loss`), with dynamic weights from the per-channel
+CRPS.  Backpropagation runs through all members' rollouts at once.  Validation scores
+the deterministic member (zero noise) by its MSE, comparable with deterministic runs.
+
 Training state is checkpointed (``checkpoint_last.npz``: weights, BatchNorm
 buffers, Adam moments, EMA, dynamic-loss weights, step counters) so that an
 interrupted run resumes exactly where it stopped: the sample order of epoch
@@ -35,9 +44,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .data import EmulatorData, Split, rollout_starts
-from .losses import DynamicLoss, masked_channel_mse, weighted_step_loss
+from .losses import DynamicLoss, crps_step_loss, masked_channel_mse, weighted_step_loss
 from .model import Emulator, _atomic_savez
 from .optim import EMA, Adam, clip_grad_norm, cosine_lr
+
+
+LOSSES = ("dynamic", "mse", "crps")
 
 
 @dataclass
@@ -55,7 +67,11 @@ class TrainConfig:
     clip : float
         Gradient-norm clip.
     ema_decay : float
-    loss : {"dynamic", "mse"}
+    loss : {"dynamic", "mse", "crps"}
+        Dynamic-weighted MSE (Samudra 2), plain MSE, or the dynamic-weighted fair CRPS
+        of an ensemble (needs an emulator with noise channels).
+    ensemble : int
+        Members per sample with ``loss="crps"`` (2; the cost of a step scales with it).
     loss_limit : float
         Dynamic-loss ratio cap (20).
     loss_window : int
@@ -102,6 +118,7 @@ class TrainConfig:
     clip: float = 1.0
     ema_decay: float = 0.999
     loss: str = "dynamic"
+    ensemble: int = 2
     loss_limit: float = 20.0
     loss_window: int = 25
     loss_update: str = "first_step"
@@ -128,8 +145,11 @@ class TrainConfig:
                              f"lr_min={self.lr_min}")
         if self.clip <= 0:
             raise ValueError(f"clip={self.clip} must be > 0")
-        if self.loss not in ("dynamic", "mse"):
-            raise ValueError(f"loss={self.loss!r} must be 'dynamic' or 'mse'")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss={self.loss!r} must be one of {LOSSES}")
+        if int(self.ensemble) < 2 and self.loss == "crps":
+            raise ValueError(f"ensemble={self.ensemble} must be >= 2 with loss='crps' "
+                             "(the CRPS spread term needs two members)")
         if self.loss_update not in ("first_step", "extra_forward"):
             raise ValueError(f"loss_update={self.loss_update!r} must be 'first_step' or "
                              f"'extra_forward'")
@@ -179,7 +199,10 @@ class Trainer:
         self.opt = Adam(self.params, lr=config.lr)
         self.ema = EMA(self.params, decay=config.ema_decay)
         self.dloss = DynamicLoss(self.P, limit=config.loss_limit, window=config.loss_window,
-                                 enabled=config.loss == "dynamic")
+                                 enabled=config.loss in ("dynamic", "crps"))
+        if config.loss == "crps" and emulator.noise_channels == 0:
+            raise ValueError("loss='crps' needs a stochastic emulator (noise_channels > 0, "
+                             "--noise-channels N): without noise inputs the members are identical")
         K = config.rollout_steps
         self.train_starts = rollout_starts(split.train, K, config.sample_stride)
         if len(self.train_starts) == 0:
@@ -226,7 +249,7 @@ class Trainer:
     # ------------------------------------------------------------------ #
     # one step
     # ------------------------------------------------------------------ #
-    def rollout_loss(self, starts, train=True, backward=True, weights=None, x0=None):
+    def rollout_loss(self, starts, train=True, backward=True, weights=None, x0=None, ensemble=None):
         """Loss of a ``K``-step rollout from ``starts``, with its gradient if ``backward``.
 
         Parameters
@@ -241,13 +264,16 @@ class Trainer:
             Channel weights (default: the dynamic-loss weights).
         x0 : array (2P, B, H, W), optional
             Initial states to use instead of the data's.
+        ensemble : bool, optional
+            Score an ensemble of ``cfg.ensemble`` members by the fair CRPS (default: when
+            ``cfg.loss == "crps"``); otherwise the deterministic member (zero noise) by the MSE.
 
         Returns
         -------
         loss : float
             ``sum_k L_k`` with the given weights.
         ells : list of numpy arrays (2P,)
-            Unweighted per-channel losses of each step.
+            Unweighted per-channel losses (MSE or CRPS) of each step.
         dx0 : array (2P, B, H, W) or None
             Gradient of ``loss`` with respect to the initial states.
         """
@@ -257,12 +283,28 @@ class Trainer:
         mask = self.emu.out_mask
         starts = np.asarray(starts)
         x = self._pair(starts) if x0 is None else x0
+        ens = (self.cfg.loss == "crps") if ensemble is None else bool(ensemble)
+        M = int(self.cfg.ensemble) if ens else 1
+        xp = self.xp
+        if M > 1:
+            # members stacked along the batch axis, all from the same initial states
+            x = xp.concatenate([x] * M, axis=1)
+            rng = np.random.default_rng([self.cfg.seed, self.step, 2])
         tapes, dys, ells, total = [], [], [], 0.0
         # forward through the rollout: each call consumes its own previous prediction
         for k in range(K):
-            y, tape = self.emu.step(x, self._fpair(starts + 2 * k), train=train, store=store)
+            f = self._fpair(starts + 2 * k)
             target = self._pair(starts + 2 * k + 2)
-            loss_k, ell, dy = weighted_step_loss(y, target, mask, w)
+            if M > 1:
+                f = xp.concatenate([f] * M, axis=1)
+                noise = self.emu.draw_noise(rng, x.shape[1])
+            else:
+                noise = None  # deterministic member of a stochastic emulator: zeros
+            y, tape = self.emu.step(x, f, train=train, store=store, noise=noise)
+            if ens:
+                loss_k, ell, dy = crps_step_loss(y, target, mask, w, M)
+            else:
+                loss_k, ell, dy = weighted_step_loss(y, target, mask, w)
             total += loss_k
             ells.append(ell)
             if backward:
@@ -277,6 +319,9 @@ class Trainer:
                 dy = dys[k] if g is None else dys[k] + g
                 g = self.emu.backward(dy, tapes[k])
                 tapes[k] = dys[k] = None  # free this step's tape
+            if M > 1:  # the members share their initial states
+                B = g.shape[1] // M
+                g = sum(g[:, m * B:(m + 1) * B] for m in range(M))
             return total, ells, g
         return total, ells, None
 
@@ -303,7 +348,7 @@ class Trainer:
             self.opt.step(self.grads, lr=lr)
             self.ema.update(self.params)
             # dynamic-loss weights from this batch's unweighted per-channel losses
-            if cfg.loss_update == "extra_forward":
+            if cfg.loss_update == "extra_forward" and cfg.loss != "crps":
                 y, _ = self.emu.step(self._pair(starts), self._fpair(starts), train=True,
                                      store="none", update_stats=False)
                 ell, _ = masked_channel_mse(y, self._pair(starts + 2), self.emu.out_mask)
@@ -311,7 +356,8 @@ class Trainer:
                 ell = ells[0]
             self.dloss.update(ell)
         rec = {"step": self.step, "epoch": self.step // self.batches_per_epoch,
-               "loss": loss, "mse": float(np.mean([e.mean() for e in ells])),
+               "loss": loss,
+               ("crps" if cfg.loss == "crps" else "mse"): float(np.mean([e.mean() for e in ells])),
                "grad_norm": norm, "lr": lr, "skipped": skipped,
                "seconds": time.perf_counter() - t0}
         self.step += 1
@@ -333,7 +379,7 @@ class Trainer:
             B = self.cfg.batch_size
             for j in range(0, len(self.val_starts), B):
                 _, e, _ = self.rollout_loss(self.val_starts[j:j + B], train=False, backward=False,
-                                         weights=np.ones(2 * self.P))
+                                            weights=np.ones(2 * self.P), ensemble=False)
                 ells.append(np.stack(e))  # (K, 2P)
             e = np.concatenate([x[None] for x in ells]).mean(axis=0)
             free = self._free_rollout_rmse()
@@ -355,7 +401,7 @@ class Trainer:
         b = a + n
         if n < 4:
             return {}
-        pred, _ = rollout_normalized(self.emu, self.data, a, n)
+        pred, _ = rollout_normalized(self.emu, self.data, a, n, latent=False)  # deterministic member
         wet = self.data.wet
         err = ((pred[2:] - self.data.states[a + 2:b]) ** 2 * wet).sum(axis=(-1, -2)) / \
             np.maximum(wet.sum(axis=(-1, -2)), 1)  # (n - 2, P)

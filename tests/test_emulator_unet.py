@@ -4,7 +4,7 @@ parity with a PyTorch implementation of the same architecture."""
 
 import numpy as np
 import pytest
-from emulator_helpers import gradcheck, synthetic_dataset
+from emulator_helpers import assert_zero_grads, fd_params, gradcheck, synthetic_dataset
 
 from emulator.data import build_spec, prepare, split_by_years
 from emulator.model import Emulator
@@ -17,29 +17,6 @@ TOL = 1e-6
 def small_net(norm="instance", stem=0, widths=(3, 4), dilations=(1, 2), cin=3, cout=2, seed=0):
     cfg = UNetConfig(cin, cout, widths=widths, dilations=dilations, norm=norm, stem=stem)
     return UNet(cfg, dtype=np.float64, seed=seed)
-
-
-def fd_params(net, every=1):
-    """Parameters for the finite-difference check, and the rest.
-
-    Under InstanceNorm, and BatchNorm in training mode, the bias of a convolution feeding
-    the norm has an exactly zero gradient (the norm removes any per-channel constant): a relative
-    finite-difference error is meaningless there, so those biases are returned
-    separately and their analytic gradient is checked to vanish instead.
-    """
-    fd, zero = {}, {}
-    for i, (k, v) in enumerate(net.parameters().items()):
-        if k.endswith(("conv1.bias", "conv2.bias")):
-            zero[k] = v
-        elif i % every == 0:
-            fd[k] = v
-    return fd, zero
-
-
-def assert_zero_grads(net, zero, scale):
-    g = net.gradients()
-    for k in zero:
-        assert np.abs(g[k]).max() <= 1e-12 * scale, k
 
 
 def net_runner(net, r, mask=None, store="all", train=True):
