@@ -144,7 +144,7 @@ def implicit_vert_friction(i, j, k, du_mix_v, dv_mix_v, scr_cp, scr_col, scr_col
     Where kappaM vanishes at every interface of the solve the matrix is the identity and the
     tendency is exactly 0, so the solve is skipped (kappaM_0 = 0, the paper configuration).
 
-    Row-wise in 2 passes: pass 0 (levels ascending, i contiguous) zeroes the outputs and flags
+    Row-wise in 2 passes: pass 0 (levels ascending, i contiguous) zeroes the tendencies and flags
     the U / V columns with viscosity (``scr_col`` / ``scr_col2`` = 1); pass 1, at its first
     level, solves the flagged columns (:func:`_vfric_solve`).  ``scr_cp``, ``scr_col``,
     ``scr_col2`` are scratch (the v solve overwrites the u solve's ``c'``).
@@ -160,9 +160,9 @@ def implicit_vert_friction(i, j, k, du_mix_v, dv_mix_v, scr_cp, scr_col, scr_col
     k0v = imax(kbot[j, i], kbot[jp, i]) - 1
     if k < nz:
         # zero level k; flag columns with kappaM != 0 at some interface k0 <= k < nz-1
+        # (scr_cp is not cleared: a solve writes c'[k] before it reads it, from its first level up)
         du_mix_v[k, j, i] = 0.0
         dv_mix_v[k, j, i] = 0.0
-        scr_cp[k, j, i] = 0.0
         fu = scr_col[j, i] if k > 0 else 0.0
         fv = scr_col2[j, i] if k > 0 else 0.0
         vis = k < nz - 1

@@ -286,7 +286,7 @@ def vertical_mixing(i, j, k, temp_new, salt_new, scr_cp, scr_col, temp_ab, salt_
         f = scr_col[j, i] if k > 0 else 0.0
         f = 1.0 if (k >= k0) & (k < nz - 1) & (kappaH[k, j, i] != 0.0) else f
         scr_col[j, i] = f
-        scr_cp[k, j, i] = 0.0
+        # (scr_cp is not cleared: a solve writes c'[k] before it reads it, from k0 up)
         ta = temp_ab[k, j, i]
         sa = salt_ab[k, j, i]
         # the flag is complete at the top level (it covers k0 .. nz-2)
