@@ -123,6 +123,9 @@ VARIABLES = {
     "rdx_t": Var(("yt", "xt"), "1/m", "1 / (cost dxt) at T points"),
     "rdy_t": Var(("yt",), "1/m", "1 / (cost dyt) at T points"),
     "eke_rdz": Var(("zw",), "1/m", "1 / dzw (1 / (0.5 dzw) at the top: half a W cell)"),
+    # external-mode reciprocals (ocean_core.kernels.external.external_metrics)
+    "rdx_z": Var(("yu", "xu"), "1/m", "1 / (cosu dxu) at Z points (curl of the depth-mean forcing)"),
+    "rdy_u": Var(("yt",), "1/m", "1 / dyt (meridional psi difference across a U point)"),
     "diss_dzr": Var(("zw",), "1", "dzw[k-1] / dzw[k] (1 at k = 0): dissipation on the W grid, bottom cell"),
     "diss_wx0": Var(("xt",), "1", "dxu[i-1] / (2 dxt[i]): U dissipation to T, west face"),
     "diss_wx1": Var(("xt",), "1", "dxu[i] / (2 dxt[i]): U dissipation to T, east face"),

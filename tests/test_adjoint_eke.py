@@ -188,7 +188,7 @@ def test_superbee_partials_against_fd():
             q[2] = q[1] + rng.standard_normal() * 1e-22          # the |rj| < 1e-20 guard
         masks = (rng.random(3) > 0.15).astype(float)
         vel = rng.standard_normal() * 0.2
-        args = (vel, rng.uniform(0.5, 1.0) * vel, *q, *masks, rng.uniform(2e3, 2e5), 1200.0)
+        args = (vel, rng.uniform(0.5, 1.0) * vel, *q, *masks, 1.0 / rng.uniform(2e3, 2e5), 1200.0)
         g = E._sb_partials(*args)
         for s, (pos, h) in enumerate([(2, 1e-9), (3, 1e-9), (4, 1e-9), (5, 1e-9), (1, 1e-7)]):
             ap, am = list(args), list(args)

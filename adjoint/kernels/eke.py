@@ -475,12 +475,13 @@ def _limiter(r):
 
 
 @helper
-def _sb_partials(vel, velc, qm1, q0, qp1, qp2, mm1, m0, mp1, cfl_len, dt):
+def _sb_partials(vel, velc, qm1, q0, qp1, qp2, mm1, m0, mp1, rlen, dt):
     """Partial derivatives of ``superbee_flux`` w.r.t. (qm1, q0, qp1, qp2, velc), branch-wise.
 
     With ``G = (1 - cr) + cfl cr`` and ``den = rj`` (or the guard 1e-20): ``dF/dcr = -|velc| (cfl - 1) rj/2``,
     ``dF/dup = dF/dcr lim'/den``, ``dF/drj = -|velc| G/2 - dF/dup up/den`` (the last term only when
-    ``|rj| >= 1e-20``), ``dF/dvelc = (q0 + qp1)/2 - sign(velc) G rj/2 - |velc| cr rj/2 sign(velc dt/dx) dt/dx``."""
+    ``|rj| >= 1e-20``), ``dF/dvelc = (q0 + qp1)/2 - sign(velc) G rj/2 - |velc| cr rj/2 sign(velc dt/dx) dt/dx``; ``rlen = 1/dx``
+    as in the forward (``cfl = |velc (dt rlen)|``, the same rounding)."""
     rjp = (qp2 - qp1) * mp1
     rj = (qp1 - q0) * m0
     rjm = (q0 - qm1) * mm1
@@ -490,7 +491,7 @@ def _sb_partials(vel, velc, qm1, q0, qp1, qp2, mm1, m0, mp1, cfl_len, dt):
     den = 1e-20 if guard else rj
     ratio = up / den                  # as the forward: decides the limiter branch
     cr, slope = _limiter(ratio)
-    cfl_fac = dt / cfl_len
+    cfl_fac = dt * rlen
     cfl = abs(velc * cfl_fac)
     avel = abs(velc)
     # dF/dup = dF/dcr lim'/den; rj/den = 1 unless guarded (saves a division)
@@ -508,14 +509,14 @@ def _sb_partials(vel, velc, qm1, q0, qp1, qp2, mm1, m0, mp1, cfl_len, dt):
 
 
 @helper
-def _sb_fup(velc, up, rj, cfl_len, dt):
+def _sb_fup(velc, up, rj, rlen, dt):
     """``dF/dup`` of ``superbee_flux`` alone (as in :func:`_sb_partials`): the partial of a face w.r.t. its
     outer cell (q_{f-1} through rjm on upwind faces, q_{f+2} through rjp otherwise) is ``-+ mask dF/dup``.
     Zero where the limiter is flat (branch-free: the value is formed and then selected)."""
     guard = abs(rj) < 1e-20
     den = 1e-20 if guard else rj
     cr, slope = _limiter(up / den)
-    cfl = abs(velc * (dt / cfl_len))
+    cfl = abs(velc * (dt * rlen))
     r = -abs(velc) * (cfl - 1.0) * slope * 0.5 * (rj * 1e20 if guard else 1.0)
     return 0.0 if slope == 0.0 else r
 
@@ -524,7 +525,8 @@ def _sb_fup(velc, up, rj, cfl_len, dt):
 def _sb_face(vel, velc, rjm, rj, rjp, cfl_fac):
     """Partials of ``superbee_flux`` w.r.t. its three differences, as :func:`_sb_partials` (same
     expressions): ``(f_rj, f_up, G, cr)`` with ``f_up = dF/dup`` for the upwind-chosen difference
-    (rjm if vel > 0, else rjp), ``G = (1 - cr) + cfl cr`` and the limiter value cr; ``cfl_fac = dt/dx``."""
+    (rjm if vel > 0, else rjp), ``G = (1 - cr) + cfl cr`` and the limiter value cr; ``cfl_fac = dt/dx``,
+    formed as ``dt rlen`` (rlen = 1/dx, a metric) like the forward."""
     up = rjm if vel > 0.0 else rjp
     guard = abs(rj) < 1e-20
     den = 1e-20 if guard else rj
@@ -548,12 +550,13 @@ def _sb_gv(velc, cfl_fac, q0, qp1, rj, G, cr):
 # Face stencils, read in the bodies (array-taking helpers that are not inlined pay NRT
 # reference counting per call: the bodies load scalars and call the scalar helpers).
 # East face f of row (k, j): cells f-1..f+2, face masks maskW_f maskW_{f+1} of faces f-1..f+1,
-# velocity u_wgrid[k, j, f], CFL length cost_j dxt_f; north faces likewise with cosu_f v;
-# top face f: levels max(f-1, 0), f, f+1, min(f+2, nz-1), length dzw_f.
+# velocity u_wgrid[k, j, f], reciprocal CFL length rdx_t[j, f] = 1/(cost_j dxt_f); north faces
+# likewise with cosu_f v and rdy_t[f]; top face f: levels max(f-1, 0), f, f+1, min(f+2, nz-1),
+# eke_rdz[f] = 1/dzw_f (f <= nz-2; the top value, 2/dzw, is read only by discarded terms).
 
 @tangent_of(F.eke_fluxes)
 def eke_fluxes_tl(i, j, k, d_eke_fe, d_eke_fn, d_eke_ft, d_eke, d_u_wgrid, d_v_wgrid, d_w_wgrid, eke, u_wgrid,
-                  v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw, dt_tracer):
+                  v_wgrid, w_wgrid, maskW, cosu, rdx_t, rdy_t, eke_rdz, dt_tracer):
     """Tangent of the superbee fluxes: ``dF = sum_s dF/dq_s dq_s + dF/dvel dvel`` over the 4 cells and the
     velocity of each face (branch-wise partials, :func:`_sb_partials`); zero where the forward is zero."""
     nz, NY, NX = eke.shape
@@ -563,7 +566,7 @@ def eke_fluxes_tl(i, j, k, d_eke_fe, d_eke_fn, d_eke_ft, d_eke, d_u_wgrid, d_v_w
         vel = u_wgrid[k, j, i]
         g0, g1, g2, g3, gv = _sb_partials(vel, vel, q[k, j, i - 1], q[k, j, i], q[k, j, i + 1], q[k, j, i + 2],
                                           m[k, j, i - 1] * m[k, j, i], m[k, j, i] * m[k, j, i + 1],
-                                          m[k, j, i + 1] * m[k, j, i + 2], cost[j] * dxt[i], dt_tracer)
+                                          m[k, j, i + 1] * m[k, j, i + 2], rdx_t[j, i], dt_tracer)
         d_eke_fe[k, j, i] = (g0 * d_eke[k, j, i - 1] + g1 * d_eke[k, j, i] + g2 * d_eke[k, j, i + 1]
                              + g3 * d_eke[k, j, i + 2] + gv * d_u_wgrid[k, j, i])
     else:
@@ -572,7 +575,7 @@ def eke_fluxes_tl(i, j, k, d_eke_fe, d_eke_fn, d_eke_ft, d_eke, d_u_wgrid, d_v_w
         vel = v_wgrid[k, j, i]
         g0, g1, g2, g3, gv = _sb_partials(vel, cosu[j] * vel, q[k, j - 1, i], q[k, j, i], q[k, j + 1, i],
                                           q[k, j + 2, i], m[k, j - 1, i] * m[k, j, i], m[k, j, i] * m[k, j + 1, i],
-                                          m[k, j + 1, i] * m[k, j + 2, i], cost[j] * dyt[j], dt_tracer)
+                                          m[k, j + 1, i] * m[k, j + 2, i], rdy_t[j], dt_tracer)
         d_eke_fn[k, j, i] = (g0 * d_eke[k, j - 1, i] + g1 * d_eke[k, j, i] + g2 * d_eke[k, j + 1, i]
                              + g3 * d_eke[k, j + 2, i] + gv * cosu[j] * d_v_wgrid[k, j, i])
     else:
@@ -584,7 +587,7 @@ def eke_fluxes_tl(i, j, k, d_eke_fe, d_eke_fn, d_eke_ft, d_eke, d_u_wgrid, d_v_w
         vel = w_wgrid[k, j, i]
         g0, g1, g2, g3, gv = _sb_partials(vel, vel, q[km, j, i], q[k, j, i], q[k + 1, j, i], q[kp2, j, i],
                                           m[km + 1, j, i] * m[km, j, i], m[k + 1, j, i] * m[k, j, i], mp1,
-                                          dzw[k], dt_tracer)
+                                          eke_rdz[k], dt_tracer)
         d_eke_ft[k, j, i] = (g0 * d_eke[km, j, i] + g1 * d_eke[k, j, i] + g2 * d_eke[k + 1, j, i]
                              + g3 * d_eke[kp2, j, i] + gv * d_w_wgrid[k, j, i])
     else:
@@ -593,7 +596,7 @@ def eke_fluxes_tl(i, j, k, d_eke_fe, d_eke_fn, d_eke_ft, d_eke, d_u_wgrid, d_v_w
 
 @adjoint_of(F.eke_fluxes)
 def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_eke_fn, b_eke_ft, eke, u_wgrid,
-                  v_wgrid, w_wgrid, maskW, cost, cosu, dxt, dyt, dzw, dt_tracer):
+                  v_wgrid, w_wgrid, maskW, cosu, rdx_t, rdy_t, eke_rdz, dt_tracer):
     """Adjoint of the superbee fluxes, gathered at p = (k, j, i) direction by direction.
 
     A face flux reads q only through the central sum ``q_f + q_{f+1}`` and the masked differences
@@ -640,12 +643,11 @@ def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_e
     mim = t if i >= 1 else 0.0
     Bi = 0.0     # adjoint of D_i
     Bim = 0.0    # adjoint of D_{i-1}
-    rc = dt / cost[j]
     # face i: rjm = D_{i-1}, rj = D_i, rjp = D_{i+1}
     ok = rowx & (i >= 1) & (i < NX - 2)
     vel = u_wgrid[k, j, i]
     bf = b_eke_fe[k, j, i]
-    cf = rc / dxt[i]
+    cf = dt * rdx_t[j, i]
     q0 = q00
     q1 = q[k, j, ip]
     rj = (q1 - q0) * mi
@@ -666,7 +668,7 @@ def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_e
     bf = b_eke_fe[k, j, im]
     qm = q[k, j, im]
     f_rj, f_up, G, cr = _sb_face(vel, vel, (qm - q[k, j, im2]) * (m[k, j, im2] * m[k, j, im]),
-                                 (q0 - qm) * mim, (q[k, j, ip] - q0) * mi, rc / dxt[im])
+                                 (q0 - qm) * mim, (q[k, j, ip] - q0) * mi, dt * rdx_t[j, im])
     t = bf * f_rj
     Bim = Bim + t if ok else Bim
     t = bf * f_up
@@ -677,13 +679,13 @@ def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_e
     vel = u_wgrid[k, j, ip]
     bf = b_eke_fe[k, j, ip]
     t = bf * _sb_fup(vel, (q[k, j, ip] - q[k, j, i]) * mi,
-                     (q[k, j, ip2] - q[k, j, ip]) * (m[k, j, ip] * m[k, j, ip2]), cost[j] * dxt[ip], dt)
+                     (q[k, j, ip2] - q[k, j, ip]) * (m[k, j, ip] * m[k, j, ip2]), rdx_t[j, ip], dt)
     Bi = Bi + t if rowx & (i + 1 < NX - 2) & (vel > 0.0) & (bf != 0.0) else Bi
     # face i-2 reads D_{i-1} as rjp (faces with vel <= 0)
     vel = u_wgrid[k, j, im2]
     bf = b_eke_fe[k, j, im2]
     t = bf * _sb_fup(vel, (q[k, j, i] - q[k, j, im]) * mim,
-                     (q[k, j, im] - q[k, j, im2]) * (m[k, j, im2] * m[k, j, im]), cost[j] * dxt[im2], dt)
+                     (q[k, j, im] - q[k, j, im2]) * (m[k, j, im2] * m[k, j, im]), rdx_t[j, im2], dt)
     Bim = Bim + t if rowx & (i >= 3) & ((vel <= 0.0) | (vel != vel)) & (bf != 0.0) else Bim
     t = mim * Bim - mi * Bi
     be = be + t if rowx else be
@@ -700,7 +702,7 @@ def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_e
     vel = v_wgrid[k, j, i]
     vc = cosu[j] * vel
     bf = b_eke_fn[k, j, i]
-    cf = dt / (cost[j] * dyt[j])
+    cf = dt * rdy_t[j]
     q0 = q00
     q1 = q[k, jp, i]
     rj = (q1 - q0) * mj
@@ -723,7 +725,7 @@ def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_e
     qm = q[k, jm, i]
     f_rj, f_up, G, cr = _sb_face(vel, vc, (qm - q[k, jm2, i]) * (m[k, jm2, i] * m[k, jm, i]),
                                  (q0 - qm) * mjm, (q[k, jp, i] - q0) * mj,
-                                 dt / (cost[jm] * dyt[jm]))
+                                 dt * rdy_t[jm])
     t = bf * f_rj
     Bjm = Bjm + t if ok else Bjm
     t = bf * f_up
@@ -735,14 +737,14 @@ def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_e
     bf = b_eke_fn[k, jp, i]
     t = bf * _sb_fup(cosu[jp] * vel, (q[k, jp, i] - q[k, j, i]) * mj,
                      (q[k, jp2, i] - q[k, jp, i]) * (m[k, jp, i] * m[k, jp2, i]),
-                     cost[jp] * dyt[jp], dt)
+                     rdy_t[jp], dt)
     Bj = Bj + t if colx & (j + 1 < NY - 2) & (vel > 0.0) & (bf != 0.0) else Bj
     # face j-2
     vel = v_wgrid[k, jm2, i]
     bf = b_eke_fn[k, jm2, i]
     t = bf * _sb_fup(cosu[jm2] * vel, (q[k, j, i] - q[k, jm, i]) * mjm,
                      (q[k, jm, i] - q[k, jm2, i]) * (m[k, jm2, i] * m[k, jm, i]),
-                     cost[jm2] * dyt[jm2], dt)
+                     rdy_t[jm2], dt)
     Bjm = Bjm + t if colx & (j >= 3) & ((vel <= 0.0) | (vel != vel)) & (bf != 0.0) else Bjm
     t = mjm * Bjm - mj * Bj
     be = be + t if colx else be
@@ -759,7 +761,7 @@ def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_e
     ok = inner & (k <= nz - 2)
     vel = w_wgrid[k, j, i]
     bf = b_eke_ft[k, j, i]
-    cf = dt / dzw[k]
+    cf = dt * eke_rdz[k]
     q0 = q00
     q1 = q[kp, j, i]
     rj = (q1 - q0) * mk
@@ -786,7 +788,7 @@ def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_e
     rjm = t if k >= 2 else 0.0
     t = (q[kp, j, i] - q0) * mk
     rjp = t if k + 1 < nz else 0.0
-    f_rj, f_up, G, cr = _sb_face(vel, vel, rjm, (q0 - qm) * mkm, rjp, dt / dzw[km])
+    f_rj, f_up, G, cr = _sb_face(vel, vel, rjm, (q0 - qm) * mkm, rjp, dt * eke_rdz[km])
     t = bf * f_rj
     Bkm = Bkm + t if ok else Bkm
     t = bf * f_up
@@ -797,13 +799,13 @@ def eke_fluxes_ad(i, j, k, b_eke, b_u_wgrid, b_v_wgrid, b_w_wgrid, b_eke_fe, b_e
     vel = w_wgrid[kp, j, i]
     bf = b_eke_ft[kp, j, i]
     rjp = (q[kp2, j, i] - q[kp, j, i]) * (m[kp, j, i] * m[kp2, j, i])
-    t = bf * _sb_fup(vel, (q[kp, j, i] - q[k, j, i]) * mk, rjp, dzw[kp], dt)
+    t = bf * _sb_fup(vel, (q[kp, j, i] - q[k, j, i]) * mk, rjp, eke_rdz[kp], dt)
     Bk = Bk + t if inner & (k + 1 <= nz - 2) & (vel > 0.0) & (bf != 0.0) else Bk
     # face k-2 reads D_{k-1} as rjp
     vel = w_wgrid[km2, j, i]
     bf = b_eke_ft[km2, j, i]
     t = bf * _sb_fup(vel, (q[k, j, i] - q[km, j, i]) * mkm,
-                     (q[km, j, i] - q[km2, j, i]) * (m[km2, j, i] * m[km, j, i]), dzw[km2], dt)
+                     (q[km, j, i] - q[km2, j, i]) * (m[km2, j, i] * m[km, j, i]), eke_rdz[km2], dt)
     Bkm = Bkm + t if inner & (k >= 2) & ((vel <= 0.0) | (vel != vel)) & (bf != 0.0) else Bkm
     t = mkm * Bkm - mk * Bk
     be = be + t if inner else be

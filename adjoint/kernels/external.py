@@ -59,31 +59,32 @@ def barotropic_forcing_ad(i, j, b_du, b_dv, b_du_mix, b_dv_mix, b_uloc, b_vloc, 
 # ===========================================================================
 
 @tangent_of(F.streamfunction_rhs)
-def streamfunction_rhs_tl(i, j, d_forc, d_uloc, d_vloc, cost, cosu, dxu, dyu):
+def streamfunction_rhs_tl(i, j, d_forc, d_uloc, d_vloc, cost, rdx_z, fric_ry_v):
     """Tangent = the forward curl applied to the tangent depth means (linear)."""
-    _streamfunction_rhs(i, j, d_forc, d_uloc, d_vloc, cost, cosu, dxu, dyu)
+    _streamfunction_rhs(i, j, d_forc, d_uloc, d_vloc, cost, rdx_z, fric_ry_v)
 
 
 @adjoint_of(F.streamfunction_rhs)
-def streamfunction_rhs_ad(i, j, b_uloc, b_vloc, b_forc, cost, cosu, dxu, dyu):
+def streamfunction_rhs_ad(i, j, b_uloc, b_vloc, b_forc, cost, rdx_z, fric_ry_v):
     """Adjoint of the curl, gathered from the interior Z points whose stencil reads p:
     ``b_vloc[j, i] += -b_forc[j, i] / (cosu_j dxu_i) + b_forc[j, i-1] / (cosu_j dxu_{i-1})``,
-    ``b_uloc[j, i] += cost_j (b_forc[j, i] / (cosu_j dyu_j) - b_forc[j-1, i] / (cosu_{j-1} dyu_{j-1}))``."""
+    ``b_uloc[j, i] += cost_j (b_forc[j, i] / (cosu_j dyu_j) - b_forc[j-1, i] / (cosu_{j-1} dyu_{j-1}))``,
+    the reciprocals read from rdx_z = 1/(cosu dxu), fric_ry_v = 1/(cosu dyu) as the forward."""
     NY, NX = b_forc.shape
     bu = 0.0
     bv = 0.0
     if j >= 2 and j < NY - 2:
         # forc[j, i] reads vloc at i, i+1 and uloc at rows j, j+1
         if i >= 2 and i < NX - 2:
-            c = b_forc[j, i] / cosu[j]
-            bv -= c / dxu[i]
-            bu += cost[j] * c / dyu[j]
+            c = b_forc[j, i]
+            bv -= c * rdx_z[j, i]
+            bu += cost[j] * c * fric_ry_v[j]
         # forc[j, i-1] reads vloc[j, i] as its east value
         if i >= 3 and i < NX - 1:
-            bv += b_forc[j, i - 1] / (cosu[j] * dxu[i - 1])
+            bv += b_forc[j, i - 1] * rdx_z[j, i - 1]
     # forc[j-1, i] reads uloc[j, i] as its north value
     if j >= 3 and j < NY - 1 and i >= 2 and i < NX - 2:
-        bu -= cost[j] * b_forc[j - 1, i] / (cosu[j - 1] * dyu[j - 1])
+        bu -= cost[j] * b_forc[j - 1, i] * fric_ry_v[j - 1]
     b_uloc[j, i] += bu
     b_vloc[j, i] += bv
 
@@ -116,15 +117,15 @@ def psi_update_ad(i, j, b_dpsi_new, b_psi_old, b_dpsi_old, b_psi_new, dt_mom):
 
 @tangent_of(F.velocity_update)
 def velocity_update_tl(i, j, k, d_u_new, d_v_new, scr_col, scr_col2, d_u_old, d_v_old, d_du_now, d_dv_now, d_du_old,
-                       d_dv_old, d_du_mix, d_dv_mix, d_psi, maskU, maskV, dzt, dxt, dyt, cosu, hur, hvr, dt_mom):
+                       d_dv_old, d_du_mix, d_dv_mix, d_psi, maskU, maskV, dzt, fric_rx_v, rdy_u, hur, hvr, dt_mom):
     """Tangent = the forward update applied to the tangent fields (linear)."""
     _velocity_update(i, j, k, d_u_new, d_v_new, scr_col, scr_col2, d_u_old, d_v_old, d_du_now, d_dv_now, d_du_old, d_dv_old, d_du_mix,
-                     d_dv_mix, d_psi, maskU, maskV, dzt, dxt, dyt, cosu, hur, hvr, dt_mom)
+                     d_dv_mix, d_psi, maskU, maskV, dzt, fric_rx_v, rdy_u, hur, hvr, dt_mom)
 
 
 @adjoint_of(F.velocity_update, space="column")
 def velocity_update_ad(i, j, b_u_old, b_v_old, b_du_now, b_dv_now, b_du_old, b_dv_old, b_du_mix, b_dv_mix, b_psi,
-                       b_u_new, b_v_new, maskU, maskV, dzt, dxt, dyt, cosu, hur, hvr, dt_mom):
+                       b_u_new, b_v_new, maskU, maskV, dzt, fric_rx_v, rdy_u, hur, hvr, dt_mom):
     """Adjoint of the velocity update.  With ``a_k = u_old + dt (du_mix + ab1 du_now - ab0 du_old) maskU``
     and ``u_new_k = a_k - hur maskU_k sum_k' a_k' maskU dzt - maskU_k bu`` (interior):
 
@@ -133,7 +134,8 @@ def velocity_update_ad(i, j, b_u_old, b_v_old, b_du_now, b_dv_now, b_du_old, b_d
       ``b_du_old -= dt ab0 maskU b_a``; the same at V points;
     * psi[j, i] is read by the U columns (j, i) and (j+1, i) and the V columns (j, i) and (j, i+1):
       ``b_psi += S(j, i) / dyt_j - S(j+1, i) / dyt_{j+1}
-      - (T(j, i) / dxt_i - T(j, i+1) / dxt_{i+1}) / cosu_j`` with ``T = -hvr sum_k maskV b_v_new``."""
+      - (T(j, i) / dxt_i - T(j, i+1) / dxt_{i+1}) / cosu_j`` with ``T = -hvr sum_k maskV b_v_new``
+      (the reciprocals rdy_u = 1/dyt, fric_rx_v = 1/(cosu dxt) as in the forward)."""
     nz, NY, NX = b_u_old.shape
     ab1 = 1.5 + C.AB_EPS
     ab0 = 0.5 + C.AB_EPS
@@ -161,17 +163,17 @@ def velocity_update_ad(i, j, b_u_old, b_v_old, b_du_now, b_dv_now, b_du_old, b_d
     # barotropic velocity: gather the depth sums of the neighbouring columns that read psi[j, i]
     bp = 0.0
     if in_interior(i, j, NX, NY):
-        bp += su / dyt[j] - sv / (cosu[j] * dxt[i])
+        bp += su * rdy_u[j] - sv * fric_rx_v[j, i]
     if j + 1 < NY and in_interior(i, j + 1, NX, NY):
         s = 0.0
         for k in range(nz):
             s += maskU[k, j + 1, i] * b_u_new[k, j + 1, i]
-        bp += hur[j + 1, i] * s / dyt[j + 1]
+        bp += hur[j + 1, i] * s * rdy_u[j + 1]
     if i + 1 < NX and in_interior(i + 1, j, NX, NY):
         s = 0.0
         for k in range(nz):
             s += maskV[k, j, i + 1] * b_v_new[k, j, i + 1]
-        bp -= hvr[j, i + 1] * s / (cosu[j] * dxt[i + 1])
+        bp -= hvr[j, i + 1] * s * fric_rx_v[j, i + 1]
     b_psi[j, i] += bp
 
 

@@ -11,11 +11,11 @@ model and the tests.
 
 from __future__ import annotations
 
-from . import eke, friction, momentum, tracers
+from . import eke, external, friction, momentum, tracers
 
 #: names of every derived array, in a fixed order
 DERIVED_METRICS = (friction.FRICTION_METRICS + friction.DISSIPATION_METRICS + momentum.MOMENTUM_METRICS + tracers.TRACER_METRICS
-                   + eke.EKE_METRICS + eke.WGRID_METRICS)
+                   + eke.EKE_METRICS + eke.WGRID_METRICS + external.EXTERNAL_METRICS)
 
 
 def derived_metrics(grid, cos_power=1.0):
@@ -30,5 +30,6 @@ def derived_metrics(grid, cos_power=1.0):
     out.update(tracers.tracer_metrics(grid))
     out.update(eke.eke_metrics(grid))
     out.update(eke.wgrid_metrics(grid))
+    out.update(external.external_metrics(grid))
     assert tuple(out) == DERIVED_METRICS
     return out
