@@ -69,7 +69,6 @@ VARIABLES = {
     "salt_ab": Var(T3, "g/kg", "Salinity after advection"),
     "L_rossby": Var(T2, "m", "Rossby radius"),
     "sqrteke": Var(W3, "m/s", "Square root of EKE"),
-    "L_rhines": Var(W3, "m", "Rhines scale"),
     "eke_len": Var(W3, "m", "Eddy length scale"),
     "K_gm": Var(W3, "m^2/s", "Skewness diffusivity (= isopycnal diffusivity K_iso)"),
     "u_wgrid": Var(W3, "m/s", "Zonal velocity on W grid"),

@@ -180,7 +180,6 @@ VALUES = {
     "diss_u": (-1e-9, 1e-8), "diss_v": (-1e-9, 1e-8), "K_diss_h": (0.0, 1e-8),
     "kappaH": (1e-5, 1.0, False), "kappaM": (1e-4, 1e-2, False),
     "sqrteke": (0.0, 0.03), "eke_len": (1e3, 8e4, False), "L_rossby": (1e3, 1e5, False),
-    "L_rhines": (1e3, 1e5, False),
     "K_gm": (0.0, 600.0),                 # 0.5 max(500, K_i + K_i+1): both branches
     "eke_imp": (0.0, 1e-3),
     "u_wgrid": (-0.2, 0.2), "v_wgrid": (-0.2, 0.2), "w_wgrid": (-2e-4, 2e-4),

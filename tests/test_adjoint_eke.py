@@ -53,6 +53,12 @@ def _tangent(name, args, directions):
 # diffusivities: sqrt at 0, min/max chains, regularised sqrt
 # ---------------------------------------------------------------------------
 
+def _rhines(sqrteke, beta):
+    """The Rhines scale ``sqrt(sqrteke / max(beta, 1e-16))`` as eke_diffusivities evaluates it (a local
+    value of the kernel, not stored): bitwise the kernel's value given its sqrteke."""
+    return np.sqrt(sqrteke / np.maximum(beta[None], 1e-16))
+
+
 def _branchy_diffusivity_args(grid, seed):
     """EKE over 7 decades, a few near-equatorial columns (the sqrt branch of L_rossby), lmin and
     k_max inside the range of their arguments: every branch of the min/max chain is taken."""
@@ -78,7 +84,7 @@ def test_diffusivities_every_branch_against_fd(grid, seed):
     taken = {
         "eke_len = lmin": np.any(b["eke_len"][w] == a["eke_lmin"]),
         "eke_len = cross L_rossby": np.any(b["eke_len"][w] == a["eke_cross"] * lr[w]),
-        "eke_len = crhin L_rhines": np.any(b["eke_len"][w] == a["eke_crhin"] * b["L_rhines"][w]),
+        "eke_len = crhin L_rhines": np.any(b["eke_len"][w] == a["eke_crhin"] * _rhines(b["sqrteke"], a["beta"])[w]),
         "K_gm = k_max": np.any(b["K_gm"][w] == a["eke_k_max"]),
         "K_gm < k_max": np.any(b["K_gm"][w] < a["eke_k_max"]),
         "L_rossby sqrt branch": np.any(b["L_rossby"] < C / np.maximum(np.abs(a["coriolis_t"]), 1e-16)),
@@ -109,9 +115,20 @@ def test_diffusivities_sqrt_at_zero(grid, eps):
     for o, v in out.items():
         assert np.isfinite(v).all(), o
     ds = out["sqrteke"]
-    assert (ds[e < 0] == 0).all() and (out["L_rhines"][e < 0] == 0).all()
+    # slope of the (unstored) Rhines scale per unit eke, from the kernel's own per-level Jacobian
+    # at the Rhines scale recomputed from the forward sqrteke
+    b = dict(a)
+    k(*[b[x] for x in k.args])
+    lrh = _rhines(b["sqrteke"], a["beta"])
+    bb = np.broadcast_to(np.maximum(a["beta"][None], 1e-16), e.shape)
+    lr = np.broadcast_to(b["L_rossby"][None], e.shape)
+    dlrh = np.array([E._level_jacobian(e[p], b["sqrteke"][p], lrh[p], lr[p], bb[p], a["eke_lmin"], a["eke_cross"],
+                                       a["eke_crhin"], a["eke_c_k"], a["eke_k_max"], eps)[1]
+                     for p in np.ndindex(e.shape)]).reshape(e.shape)
+    assert np.isfinite(dlrh).all()
+    assert (ds[e < 0] == 0).all() and (dlrh[e < 0] == 0).all()
     if eps == 0.0:
-        assert (ds[e == 0] == 0).all() and (out["L_rhines"][e == 0] == 0).all()
+        assert (ds[e == 0] == 0).all() and (dlrh[e == 0] == 0).all()
         assert np.allclose(ds[e > 0], 0.5 / np.sqrt(e[e > 0]), rtol=1e-15)
     else:
         assert np.allclose(ds[e == 0], 0.5 / eps, rtol=1e-15)

@@ -16,8 +16,9 @@ that of the argument returned.  Hence:
   ``x > 0`` and **0 for x <= 0** (at x = 0 the max returns its first argument, the constant
   0).  EKE starts at exactly 0 in the ACC run and is 0 on land: the exact derivative is 0
   there and unbounded just above 0.
-* ``L_rhines = sqrt(sqrteke / beta')``: ``0.5/(L_rhines beta')`` per unit sqrteke where
-  sqrteke > 0, 0 where sqrteke = 0 (it is a fourth root of eke).  Primes mark the 1e-16
+* ``L_rhines = sqrt(sqrteke / beta')`` (an intermediate of eke_len, not stored by the forward):
+  ``0.5/(L_rhines beta')`` per unit sqrteke where sqrteke > 0, 0 where sqrteke = 0 (it is a
+  fourth root of eke).  Primes mark the 1e-16
   floors ``max(beta, 1e-16)``, ``max(|f|, 1e-16)``, ``max(2 beta, 1e-16)``: passive.
 * ``L_rossby = min(C/|f|', sqrt(C/(2 beta)'))``: tie -> ``C/|f|'``.  The sqrt branch is taken
   only where it is strictly smaller, i.e. ``C > |f|'^2/(2 beta)' > 0``: its slope is finite.
@@ -106,7 +107,8 @@ def _rossby(cr, f, beta):
 @helper
 def _level_jacobian(e, se, lrh, lr, bb, eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max, eps):
     """Jacobian of (sqrteke, L_rhines, eke_len, K_gm) at one level w.r.t. (eke, L_rossby), given the
-    forward values ``se = sqrt(max(0, e))`` and ``lrh = sqrt(se / bb)``.
+    forward values ``se = sqrt(max(0, e))`` and ``lrh = sqrt(se / bb)`` (L_rhines is the forward's
+    local intermediate, not a stored output: its slope lrh_e only enters eke_len and K_gm).
 
     Returns ``(se_e, lrh_e, el_e, el_l, k_e, k_l)`` with ``x_e = dx/deke``, ``x_l = dx/dL_rossby``
     (sqrteke and L_rhines do not depend on L_rossby).  Exact slopes (eps = 0) from one division:
@@ -148,13 +150,14 @@ def _level_jacobian(e, se, lrh, lr, bb, eke_lmin, eke_cross, eke_crhin, eke_c_k,
 
 
 @tangent_of(F.eke_diffusivities, space="column")
-def eke_diffusivities_tl(i, j, d_L_rossby, d_sqrteke, d_L_rhines, d_eke_len, d_K_gm, d_eke, d_Nsqr, eke, Nsqr,
+def eke_diffusivities_tl(i, j, d_L_rossby, d_sqrteke, d_eke_len, d_K_gm, d_eke, d_Nsqr, eke, Nsqr,
                          coriolis_t, beta, maskW, dzw, eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max,
                          opt_sqrt_eps):
     """Tangent of the EKE diffusivities:
     ``dC = sum_k s'(N^2_k) dN^2_k dzw_k maskW_k / pi``, ``dL_rossby = L_rossby'(C) dC`` and, per
-    level, the chain rule through sqrteke, L_rhines, eke_len, K_gm along the branches taken
-    (s' = slope of sqrt(max(0, .)), exact or regularised by ``opt_sqrt_eps``)."""
+    level, the chain rule through sqrteke, L_rhines (a local value: no d_L_rhines output), eke_len,
+    K_gm along the branches taken (s' = slope of sqrt(max(0, .)), exact or regularised by
+    ``opt_sqrt_eps``)."""
     nz = eke.shape[0]
     cr = 0.0
     dcr = 0.0
@@ -174,34 +177,36 @@ def eke_diffusivities_tl(i, j, d_L_rossby, d_sqrteke, d_L_rhines, d_eke_len, d_K
                                                             eke_crhin, eke_c_k, eke_k_max, opt_sqrt_eps)
         de = d_eke[k, j, i]
         d_sqrteke[k, j, i] = se_e * de
-        d_L_rhines[k, j, i] = lrh_e * de
         d_eke_len[k, j, i] = el_e * de + el_l * dlr
         d_K_gm[k, j, i] = k_e * de + k_l * dlr
 
 
 @adjoint_of(F.eke_diffusivities, space="column")
-def eke_diffusivities_ad(i, j, b_eke, b_Nsqr, b_L_rossby, b_sqrteke, b_L_rhines, b_eke_len, b_K_gm, L_rossby, sqrteke,
-                         L_rhines, eke, Nsqr, coriolis_t, beta, maskW, dzw, eke_lmin, eke_cross, eke_crhin, eke_c_k,
+def eke_diffusivities_ad(i, j, b_eke, b_Nsqr, b_L_rossby, b_sqrteke, b_eke_len, b_K_gm, L_rossby, sqrteke,
+                         eke, Nsqr, coriolis_t, beta, maskW, dzw, eke_lmin, eke_cross, eke_crhin, eke_c_k,
                          eke_k_max, opt_sqrt_eps):
     """Adjoint of the EKE diffusivities (column-local): per level
-    ``b_eke += J_e^T (b_sqrteke, b_L_rhines, b_eke_len, b_K_gm)``, the L_rossby adjoint
+    ``b_eke += J_e^T (b_sqrteke, b_eke_len, b_K_gm)``, the L_rossby adjoint
     ``b_L = b_L_rossby + sum_k J_l^T (b_eke_len, b_K_gm)_k`` and
     ``b_N^2_k += s'(N^2_k) dzw_k maskW_k / pi * L_rossby'(C) b_L``.
 
-    The forward's own outputs L_rossby, sqrteke and L_rhines (exactly the values it computed at this
-    linearisation point) replace the recomputation of their square roots; C is summed again for the
-    branch of L_rossby and its slope (:func:`_rossby`)."""
+    The forward's own outputs L_rossby and sqrteke (exactly the values it computed at this
+    linearisation point) replace the recomputation of their square roots; the Rhines scale, which
+    the forward does not store, is recomputed from sqrteke as the forward does
+    (``sqrt(sqrteke / max(beta, 1e-16))``, bitwise its value); C is summed again for the branch of
+    L_rossby and its slope (:func:`_rossby`)."""
     nz = eke.shape[0]
     lr = L_rossby[j, i]
     bb = max(beta[j, i], 1e-16)
     blr = b_L_rossby[j, i]
     for k in range(nz):
-        se_e, lrh_e, el_e, el_l, k_e, k_l = _level_jacobian(eke[k, j, i], sqrteke[k, j, i], L_rhines[k, j, i], lr, bb,
-                                                            eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max,
-                                                            opt_sqrt_eps)
+        se = sqrteke[k, j, i]
+        lrh = math.sqrt(se / bb)
+        se_e, lrh_e, el_e, el_l, k_e, k_l = _level_jacobian(eke[k, j, i], se, lrh, lr, bb, eke_lmin, eke_cross,
+                                                            eke_crhin, eke_c_k, eke_k_max, opt_sqrt_eps)
         bel = b_eke_len[k, j, i]
         bk = b_K_gm[k, j, i]
-        b_eke[k, j, i] += se_e * b_sqrteke[k, j, i] + lrh_e * b_L_rhines[k, j, i] + el_e * bel + k_e * bk
+        b_eke[k, j, i] += se_e * b_sqrteke[k, j, i] + el_e * bel + k_e * bk
         blr += el_l * bel + k_l * bk
     if blr == 0.0:
         return

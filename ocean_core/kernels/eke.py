@@ -28,17 +28,18 @@ def _ref_eke_diffusivities(eke, Nsqr, coriolis_t, beta, maskW, dzw, eke_lmin, ek
     L_rhines = np.sqrt(sqrteke / np.maximum(beta[None], 1e-16))
     eke_len = np.maximum(eke_lmin, np.minimum(eke_cross * L_rossby[None], eke_crhin * L_rhines))
     K_gm = np.minimum(eke_k_max, eke_c_k * eke_len * sqrteke)
-    return L_rossby, sqrteke, L_rhines, eke_len, K_gm
+    return L_rossby, sqrteke, eke_len, K_gm
 
 
-@kernel("rows", outputs=("L_rossby", "sqrteke", "L_rhines", "eke_len", "K_gm"), reference=_ref_eke_diffusivities,
+@kernel("rows", outputs=("L_rossby", "sqrteke", "eke_len", "K_gm"), reference=_ref_eke_diffusivities,
         active=("eke", "Nsqr"), passes=2)
-def eke_diffusivities(i, j, k, L_rossby, sqrteke, L_rhines, eke_len, K_gm, eke, Nsqr, coriolis_t, beta, maskW, dzw,
+def eke_diffusivities(i, j, k, L_rossby, sqrteke, eke_len, K_gm, eke, Nsqr, coriolis_t, beta, maskW, dzw,
                       eke_lmin, eke_cross, eke_crhin, eke_c_k, eke_k_max):
     """``C = sum_k sqrt(max(0, N^2)) dzw maskW / pi``; ``L_rossby = min(C/max(|f|,1e-16), sqrt(C/max(2 beta,1e-16)))``;
     ``sqrteke = sqrt(max(0, eke))``; ``L_rhines = sqrt(sqrteke / max(beta, 1e-16))``;
     ``eke_len = max(lmin, min(cross L_rossby, crhin L_rhines))``; ``K_gm = min(k_max, c_k eke_len sqrteke)``.
-    L_rossby (yt, xt); the others at W points.
+    L_rossby (yt, xt); the others at W points.  The Rhines scale L_rhines is a local value only, not
+    stored (no other operation reads it; one W-point store less in this memory-bound kernel).
 
     Row-wise in two passes: k < nz sums C into L_rossby (converted at the top level), then
     level ``k - nz`` of the W-point fields."""
@@ -56,7 +57,6 @@ def eke_diffusivities(i, j, k, L_rossby, sqrteke, L_rhines, eke_len, K_gm, eke, 
         lrh = math.sqrt(se / bb)
         el = max(eke_lmin, min(eke_cross * lr, eke_crhin * lrh))
         sqrteke[kl, j, i] = se
-        L_rhines[kl, j, i] = lrh
         eke_len[kl, j, i] = el
         K_gm[kl, j, i] = min(eke_k_max, eke_c_k * el * se)
 
