@@ -335,7 +335,8 @@ def cmd_train(args):
     os.makedirs(out, exist_ok=True)
     save_spec(os.path.join(out, "config.json"), spec, split,
               extra={"unet": cfg.to_dict(), "train": vars(tc), **meta})
-    print(f"emulator: {net.num_parameters():,} parameters, {spec.in_channels} channels in, "
+    print(f"emulator: {net.num_parameters():,} parameters, {net.config.in_channels} channels in "
+          f"({noise_channels} of them noise), "
           f"{spec.out_channels} out, grid {spec.grid}; {len(trainer.train_starts)} training "
           f"samples, {trainer.batches_per_epoch} steps per epoch, {trainer.total_steps} steps",
           file=sys.stderr)
