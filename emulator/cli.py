@@ -194,8 +194,10 @@ def _add_rollout(sub):
     q.add_argument("--seed", type=int, default=0,
                    help="random seed of --noise and of a stochastic emulator's noise inputs "
                         "(one seed = one ensemble member)")
-    q.add_argument("--no-latent", action="store_true",
-                   help="stochastic emulator: zero noise inputs (its deterministic member)")
+    q.add_argument("--latent-scale", type=float, default=1.0, metavar="S",
+                   help="stochastic emulator: scale of its Gaussian noise inputs (1: as trained; "
+                        "0: zeros, its deterministic member)")
+    q.add_argument("--no-latent", action="store_true", help="same as --latent-scale 0")
     q.add_argument("--noise-length", type=float, default=0.0, metavar="CELLS",
                    help="correlation length of --noise in grid cells (Gaussian smoothing; "
                         "default 0: white)")
@@ -381,7 +383,7 @@ def cmd_rollout(args):
     t0 = time.perf_counter()
     out_ds, timing = run_rollout(emu, data, ds, start, n, progress=not args.quiet, clamp=clamp,
                                  noise=args.noise, seed=args.seed, noise_length=args.noise_length,
-                                 latent=not args.no_latent)
+                                 latent=0.0 if args.no_latent else args.latent_scale)
     if clamp is not None:
         out_ds.attrs["clamp_margin"] = float(args.clamp)
     if args.noise:

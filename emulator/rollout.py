@@ -72,7 +72,7 @@ def training_bounds(data: EmulatorData, train_range, margin):
 
 
 def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: int,
-                       progress=False, clamp=None, noise=0.0, seed=0, noise_length=0.0, latent=True):
+                       progress=False, clamp=None, noise=0.0, seed=0, noise_length=0.0, latent=1.0):
     """Roll the emulator out in normalised space.
 
     Parameters
@@ -99,10 +99,11 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
         Correlation length of the noise in grid cells: white noise smoothed with a Gaussian of
         this standard deviation (periodic in x, reflecting in y) and rescaled to unit variance
         (0: white in space, which puts its power at the grid scale).
-    latent : bool
-        For a stochastic emulator (``emu.noise_channels > 0``): draw its noise inputs from
-        ``default_rng(seed)`` at every call (one seed = one ensemble member); ``False`` feeds
-        zeros (the deterministic member).  Ignored for a deterministic emulator.
+    latent : float
+        For a stochastic emulator (``emu.noise_channels > 0``): its noise inputs are standard
+        normal values drawn from ``default_rng([seed, 7])`` at every call (one seed = one
+        ensemble member), times ``latent`` (1: as trained; 0, or False: zeros, the deterministic
+        member; values in between narrow the ensemble).  Ignored for a deterministic emulator.
 
     Returns
     -------
@@ -130,7 +131,10 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
     rng = np.random.default_rng(seed)
     # the emulator's own noise inputs come from a stream of their own (the same member whether
     # or not output noise is added)
-    lrng = np.random.default_rng([seed, 7]) if (latent and emu.noise_channels) else None
+    latent = float(latent)
+    if not (latent >= 0 and np.isfinite(latent)):
+        raise ValueError(f"latent={latent}: must be a finite number >= 0 (scale of the noise inputs)")
+    lrng = np.random.default_rng([seed, 7]) if (latent > 0 and emu.noise_channels) else None
     # noise std per output channel (two times, channel-major) on wet points
     wet2 = (np.concatenate([data.wet, data.wet]) * np.tile(sigma, 2)[:, None, None])[:, None]
     noise = float(sigma.max()) if sigma.size else 0.0
@@ -161,6 +165,8 @@ def rollout_normalized(emu: Emulator, data: EmulatorData, start: int, n_states: 
         i = start + 2 * k
         f = np.concatenate([data.forcing[i], data.forcing[i + 1]])[:, None]
         z = emu.draw_noise(lrng, 1) if lrng is not None else None
+        if z is not None and latent != 1.0:
+            z *= latent
         y, _ = emu.step(x, bk.asarray(f, dtype=dt), train=False, store="none", noise=z)
         if noise > 0:
             # drawn on the host (one NumPy stream for both backends, so a seed means the same
@@ -212,7 +218,7 @@ def physical_dataset(states, data: EmulatorData, template, start, attrs=None):
 
 
 def run_rollout(emu: Emulator, data: EmulatorData, template, start, n_states, progress=False,
-                clamp=None, noise=0.0, seed=0, noise_length=0.0, latent=True):
+                clamp=None, noise=0.0, seed=0, noise_length=0.0, latent=1.0):
     """Roll out and return ``(dataset, timing)`` (``clamp``, ``noise``, ``seed``, ``latent``: see
     :func:`rollout_normalized`).
 
@@ -230,7 +236,7 @@ def run_rollout(emu: Emulator, data: EmulatorData, template, start, n_states, pr
     attrs = {"source": "stommel emulator rollout", "start_index": int(start),
              "n_initial_states": 2, **{k: float(v) for k, v in timing.items()}}
     if emu.noise_channels:
-        attrs.update(noise_channels=int(emu.noise_channels), latent_noise=int(bool(latent)),
+        attrs.update(noise_channels=int(emu.noise_channels), latent_scale=float(latent),
                      seed=int(seed))
     ds = physical_dataset(states, data, template, start, attrs)
     return ds, timing

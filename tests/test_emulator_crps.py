@@ -205,6 +205,11 @@ def test_crps_training_lowers_the_loss_and_keeps_spread(tiny, tmp_path):
     d2, _ = rollout_normalized(e, data, 10, 8, seed=2, latent=False)
     assert np.array_equal(a, a2) and np.array_equal(d, d2)
     assert np.abs(a[2:] - b[2:]).max() > 1e-4 and not np.array_equal(a, d)
+    # a narrower member lies between the deterministic one and the full one (first prediction)
+    h, _ = rollout_normalized(e, data, 10, 3, seed=1, latent=0.5)
+    assert 0 < np.abs(h[2] - d[2]).max() < np.abs(a[2] - d[2]).max()
+    with pytest.raises(ValueError, match="latent=-1.0"):
+        rollout_normalized(e, data, 10, 8, latent=-1)
 
 
 def test_cli_crps_fine_tune(tiny, tmp_path, capsys):
@@ -229,7 +234,7 @@ def test_cli_crps_fine_tune(tiny, tmp_path, capsys):
                          "--seed", str(s), "--quiet"]) == 0
     import xarray as xr
     with xr.open_dataset(tmp_path / "r1.nc") as r1, xr.open_dataset(tmp_path / "r2.nc") as r2:
-        assert r1.attrs["noise_channels"] == 2 and r1.attrs["seed"] == 1
+        assert r1.attrs["noise_channels"] == 2 and r1.attrs["seed"] == 1 and r1.attrs["latent_scale"] == 1.0
         assert not np.array_equal(r1["temp"].values, r2["temp"].values)
     capsys.readouterr()
     split = ["--train-years", "1", "--val-years", "0.2", "--test-years", "0.3", "--quiet"]
