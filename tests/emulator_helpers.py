@@ -16,6 +16,18 @@ from types import SimpleNamespace
 import numpy as np
 
 
+def tiny_case(d):
+    """The small synthetic training case of the emulator tests, written into directory ``d``:
+    1.5 years of 5-day means on a 16 x 12 x 2 grid split 1 / 0.2 / 0.3 years.
+    Returns ``(dataset, split, spec, prepared data, str(d))``."""
+    from emulator.data import build_spec, prepare, split_by_years  # noqa: PLC0415
+
+    ds = synthetic_dataset(d, years=1.5, nx=16, ny=12, nz=2)
+    split = split_by_years(ds.sizes["time"], 73, 1.0, 0.2, 0.3)
+    spec = build_spec(ds, split.train)
+    return ds, split, spec, prepare(ds, spec), str(d)
+
+
 # ---------------------------------------------------------------------- #
 # finite differences
 # ---------------------------------------------------------------------- #

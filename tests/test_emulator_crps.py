@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from emulator_helpers import fd_params, gradcheck, synthetic_dataset
+from emulator_helpers import fd_params, gradcheck, tiny_case
 
 from emulator import cli
-from emulator.data import build_spec, prepare, split_by_years
 from emulator.losses import crps_step_loss
 from emulator.model import Emulator
 from emulator.rollout import rollout_normalized
@@ -65,11 +64,7 @@ def test_crps_bad_arguments():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("crps")
-    ds = synthetic_dataset(d, years=1.5, nx=16, ny=12, nz=2)
-    split = split_by_years(ds.sizes["time"], 73, 1.0, 0.2, 0.3)
-    spec = build_spec(ds, split.train)
-    return ds, split, spec, prepare(ds, spec), str(d)
+    return tiny_case(tmp_path_factory.mktemp("crps"))
 
 
 def _emulator(tiny, noise_channels, dtype=np.float32, seed=0, widths=(8, 16), stem=8):

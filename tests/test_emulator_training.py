@@ -6,10 +6,9 @@ import os
 
 import numpy as np
 import pytest
-from emulator_helpers import synthetic_dataset, synthetic_factory
+from emulator_helpers import synthetic_factory, tiny_case
 
 from emulator import cli
-from emulator.data import build_spec, prepare, split_by_years
 from emulator.make_data import generate
 from emulator.model import Emulator
 from emulator.training import TrainConfig, Trainer
@@ -18,11 +17,7 @@ from emulator.unet import UNet, UNetConfig
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny")
-    ds = synthetic_dataset(d, years=1.5, nx=16, ny=12, nz=2)
-    split = split_by_years(ds.sizes["time"], 73, 1.0, 0.2, 0.3)
-    spec = build_spec(ds, split.train)
-    return ds, split, spec, prepare(ds, spec), str(d)
+    return tiny_case(tmp_path_factory.mktemp("tiny"))
 
 
 def make_trainer(tiny, outdir, **kw):
