@@ -405,8 +405,19 @@ def _ref_eke_fluxes(eke, u_wgrid, v_wgrid, w_wgrid, maskW, cosu, rdx_t, rdy_t, e
     return fe, fn, ft
 
 
+@device
+def eke_fluxes_interior(i, j, k, eke_fe, eke_fn, eke_ft, eke, u_wgrid, v_wgrid, w_wgrid, maskW, cosu, rdx_t, rdy_t,
+                        eke_rdz, dt_tracer):
+    """:func:`eke_fluxes` at an interior point (all three face ranges contain it)."""
+    nz = eke.shape[0]
+    eke_fe[k, j, i] = sb_fe(k, j, i, eke, u_wgrid, maskW, rdx_t, dt_tracer)
+    eke_fn[k, j, i] = sb_fn(k, j, i, eke, v_wgrid, maskW, cosu, rdy_t, dt_tracer)
+    ft = sb_ft(k, j, i, eke, w_wgrid, maskW, eke_rdz, dt_tracer)
+    eke_ft[k, j, i] = ft if k < nz - 1 else 0.0
+
+
 @kernel("3d", outputs=("eke_fe", "eke_fn", "eke_ft"), reference=_ref_eke_fluxes,
-        active=("eke", "u_wgrid", "v_wgrid", "w_wgrid"), split=True, same_shapes=True)
+        active=("eke", "u_wgrid", "v_wgrid", "w_wgrid"), split=True, same_shapes=True, interior=eke_fluxes_interior)
 def eke_fluxes(i, j, k, eke_fe, eke_fn, eke_ft, eke, u_wgrid, v_wgrid, w_wgrid, maskW, cosu, rdx_t, rdy_t, eke_rdz,
                dt_tracer):
     """Superbee-limited advective fluxes of EKE on the W grid (Veros ``adv_flux_superbee_wgrid``):
@@ -458,15 +469,9 @@ def _ref_eke_advection(eke_fe, eke_fn, eke_ft, maskW, rdx_t, rdy_t, eke_rdz):
     return (d,)
 
 
-@kernel("3d", outputs=("deke",), reference=_ref_eke_advection, active=("eke_fe", "eke_fn", "eke_ft"))
-def eke_advection(i, j, k, deke, eke_fe, eke_fn, eke_ft, maskW, rdx_t, rdy_t, eke_rdz):
-    """Advection tendency of EKE from the face fluxes (interior; half cell at the top):
-    ``deke = -maskW [d_x fe / (cost dxt) + d_y fn / (cost dyt)] - d_z ft / dzw``, the reciprocals
-    rdx_t = 1/(cost dxt), rdy_t = 1/(cost dyt) (yt) and eke_rdz = 1/dzw (1/(0.5 dzw) at the top)."""
-    nz = eke_fe.shape[0]
-    if not in_interior(i, j, eke_fe.shape[2], eke_fe.shape[1]):
-        deke[k, j, i] = 0.0
-        return
+@device
+def eke_advection_interior(i, j, k, deke, eke_fe, eke_fn, eke_ft, maskW, rdx_t, rdy_t, eke_rdz):
+    """:func:`eke_advection` at an interior point (no interior test)."""
     r = maskW[k, j, i] * (-(eke_fe[k, j, i] - eke_fe[k, j, i - 1]) * rdx_t[j, i]
                           - (eke_fn[k, j, i] - eke_fn[k, j - 1, i]) * rdy_t[j])
     # no flux through the bottom face (k = 0), a half cell at the top (k = nz-1, in eke_rdz); as
@@ -474,6 +479,18 @@ def eke_advection(i, j, k, deke, eke_fe, eke_fn, eke_ft, maskW, rdx_t, rdy_t, ek
     ftm = eke_ft[imax(k - 1, 0), j, i]
     ftm = ftm if k > 0 else 0.0
     deke[k, j, i] = r + (-(eke_ft[k, j, i] - ftm) * eke_rdz[k])
+
+
+@kernel("3d", outputs=("deke",), reference=_ref_eke_advection, active=("eke_fe", "eke_fn", "eke_ft"),
+        interior=eke_advection_interior)
+def eke_advection(i, j, k, deke, eke_fe, eke_fn, eke_ft, maskW, rdx_t, rdy_t, eke_rdz):
+    """Advection tendency of EKE from the face fluxes (interior; half cell at the top):
+    ``deke = -maskW [d_x fe / (cost dxt) + d_y fn / (cost dyt)] - d_z ft / dzw``, the reciprocals
+    rdx_t = 1/(cost dxt), rdy_t = 1/(cost dyt) (yt) and eke_rdz = 1/dzw (1/(0.5 dzw) at the top)."""
+    if not in_interior(i, j, eke_fe.shape[2], eke_fe.shape[1]):
+        deke[k, j, i] = 0.0
+        return
+    eke_advection_interior(i, j, k, deke, eke_fe, eke_fn, eke_ft, maskW, rdx_t, rdy_t, eke_rdz)
 
 
 # ---------------------------------------------------------------------------
@@ -514,21 +531,31 @@ def _ref_eke_update(eke_imp, eke, K_gm, deke_now, deke_old, maskU, maskV, maskW,
     return (out,)
 
 
+@device
+def eke_update_interior(i, j, k, eke_new, eke_imp, eke, K_gm, deke_now, deke_old, maskU, maskV, maskW, cosu, rdx_t,
+                        rdx_u, rdy_t, rdy_v, dt_tracer):
+    """:func:`eke_update` at an interior point (no interior test)."""
+    r = eke_imp[k, j, i] + dt_tracer * maskW[k, j, i] * (
+        (eke_fe(k, j, i, eke, K_gm, maskU, rdx_u) - eke_fe(k, j, i - 1, eke, K_gm, maskU, rdx_u))
+        * rdx_t[j, i]
+        + (eke_fn(k, j, i, eke, K_gm, maskV, cosu, rdy_v) - eke_fn(k, j - 1, i, eke, K_gm, maskV, cosu, rdy_v))
+        * rdy_t[j])
+    eke_new[k, j, i] = r + dt_tracer * ((1.5 + C.AB_EPS) * deke_now[k, j, i] - (0.5 + C.AB_EPS) * deke_old[k, j, i])
+
+
 @kernel("3d", outputs=("eke_new",), reference=_ref_eke_update,
-        active=("eke_imp", "eke", "K_gm", "deke_now", "deke_old"))
+        active=("eke_imp", "eke", "K_gm", "deke_now", "deke_old"), interior=eke_update_interior)
 def eke_update(i, j, k, eke_new, eke_imp, eke, K_gm, deke_now, deke_old, maskU, maskV, maskW, cosu, rdx_t, rdx_u,
                rdy_t, rdy_v, dt_tracer):
     """``eke[taup1] = e* + dt maskW div(K grad eke[tau]) + dt (1.6 deke[tau] - 0.6 deke[taum1])`` with the
     lateral diffusivity ``K = 0.5 max(500, K_gm_i + K_gm_{i+1})`` (interior for the diffusion); reciprocal
     metrics rdx_u = 1/(cost dxu), rdy_v = 1/dyu, rdx_t = 1/(cost dxt), rdy_t = 1/(cost dyt)."""
-    r = eke_imp[k, j, i]
     if in_interior(i, j, eke.shape[2], eke.shape[1]):
-        r = r + dt_tracer * maskW[k, j, i] * (
-            (eke_fe(k, j, i, eke, K_gm, maskU, rdx_u) - eke_fe(k, j, i - 1, eke, K_gm, maskU, rdx_u))
-            * rdx_t[j, i]
-            + (eke_fn(k, j, i, eke, K_gm, maskV, cosu, rdy_v) - eke_fn(k, j - 1, i, eke, K_gm, maskV, cosu, rdy_v))
-            * rdy_t[j])
-    eke_new[k, j, i] = r + dt_tracer * ((1.5 + C.AB_EPS) * deke_now[k, j, i] - (0.5 + C.AB_EPS) * deke_old[k, j, i])
+        eke_update_interior(i, j, k, eke_new, eke_imp, eke, K_gm, deke_now, deke_old, maskU, maskV, maskW, cosu,
+                            rdx_t, rdx_u, rdy_t, rdy_v, dt_tracer)
+    else:
+        eke_new[k, j, i] = eke_imp[k, j, i] + dt_tracer * ((1.5 + C.AB_EPS) * deke_now[k, j, i]
+                                                           - (0.5 + C.AB_EPS) * deke_old[k, j, i])
 
 
 #: EKE advection tendency and the EKE update in one pass over memory: eke_update reads

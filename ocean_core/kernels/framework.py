@@ -55,6 +55,15 @@ inlined twice), so it is chosen per kernel by measurement.  ``same_shapes=True``
 a test that every 3-d argument has the launch shape to the interior-row condition:
 bodies take their bounds from ``a.shape`` of an input, which LLVM then knows equals the
 loop extents (faster for some kernels, slower for others: measured per kernel too).
+
+``interior=`` (with ``split``): a second body, the same formula for interior points
+(``2 <= i < ni-2``, ``2 <= j < nj-2``) without the interior test; the split launcher calls it
+in the interior loop (the main body, which calls it after its test, everywhere else, and
+on the GPU).  The i part of an interior test left in the loop (``i < u.shape[2] - 2``: LLVM
+does not equate ``u.shape[2]`` with the loop bound) makes the vectorised loop predicated,
+and every load of a j- or k-indexed array under the predicate becomes a masked gather of
+one address; without it those loads are hoisted out of the i loop.  Same operations, same
+bits (the CUDA simulator test compares the two bodies bit for bit).
 """
 
 from __future__ import annotations
@@ -168,11 +177,14 @@ class Kernel:
         ``kind="fused"`` only (see :func:`fuse`): the kernels whose bodies the launcher
         calls one after the other at every point, each with its argument renames
         ``{part argument: fused argument}``; ``body`` is then None.
+    interior : numba dispatcher, optional
+        With ``split``: the body for interior points, without the interior test (module
+        docstring); same signature as ``body``.
     """
 
     def __init__(self, body, name, module, space, outputs, inputs, reference=None,
                  kind="forward", active=(), doc="", passes=1, split=False, same_shapes=False,
-                 parts=None):
+                 parts=None, interior=None):
         if space not in SPACES:
             raise ValueError(f"kernel {name!r}: space={space!r}, allowed: {SPACES}")
         self.body = body
@@ -190,6 +202,9 @@ class Kernel:
         self.tangent: Kernel | None = None
         self.adjoint: Kernel | None = None
         self.parts = tuple(parts) if parts else ()
+        if interior is not None and space != "3d":
+            raise ValueError(f"kernel {name!r}: interior= needs space='3d' (it is used by split launches)")
+        self.interior = interior
         self.internal: tuple = ()  # fused kernels: outputs of parts kept in registers (see fuse)
         self.__doc__ = doc
 
@@ -237,12 +252,13 @@ class Kernel:
 
 
 def kernel(space, outputs, reference=None, name=None, kind="forward", active=None, passes=1, split=False,
-           same_shapes=False):
+           same_shapes=False, interior=None):
     """Register a pointwise body as a kernel.
 
     The decorated function's signature must be ``(i, j, k, *outputs, *inputs)`` for
     ``space="3d"`` and ``"rows"``, ``(i, j, *outputs, *inputs)`` otherwise.  Returns the
-    :class:`Kernel`; the compiled body is ``Kernel.body``.
+    :class:`Kernel`; the compiled body is ``Kernel.body``.  ``interior`` (a :data:`device`
+    function with the same parameters) is the body for interior points of a split launch.
     """
     outputs = tuple(outputs)
 
@@ -262,16 +278,29 @@ def kernel(space, outputs, reference=None, name=None, kind="forward", active=Non
             raise ValueError(f"kernel name {kname!r} registered twice ({REGISTRY[kname].module}, {pyfunc.__module__})")
         body = device(pyfunc)
         act = tuple(active) if active is not None else ()
+        _check_interior(kname, interior, params)
         k = Kernel(body, kname, pyfunc.__module__, space, outputs, inputs, reference=reference,
                    kind=kind, active=act, doc=pyfunc.__doc__ or "", passes=passes, split=split,
-                   same_shapes=same_shapes)
+                   same_shapes=same_shapes, interior=interior)
         REGISTRY[kname] = k
         return k
 
     return deco
 
 
-def fuse(name, *parts, split=False, same_shapes=False, doc="", internal=(), body=None):
+def _check_interior(kname, interior, params):
+    """An interior body must be a device function with the kernel's parameters."""
+    if interior is None:
+        return
+    py = getattr(interior, "py_func", interior)  # a plain function under NUMBA_DISABLE_JIT
+    if not callable(py):
+        raise TypeError(f"kernel {kname}: interior={interior!r} must be a @device function")
+    got = list(inspect.signature(py).parameters)
+    if got != list(params):
+        raise TypeError(f"kernel {kname}: interior body {py.__name__} has parameters {got}, expected {list(params)}")
+
+
+def fuse(name, *parts, split=False, same_shapes=False, doc="", internal=(), body=None, interior=None):
     """Register a *fused launch* of forward kernels of one module: one loop nest that calls
     the bodies of ``parts`` one after the other at every point.
 
@@ -295,6 +324,10 @@ def fuse(name, *parts, split=False, same_shapes=False, doc="", internal=(), body
     left out; it must compute the parts' formulas in the parts' order of operations (the
     tests require the stored outputs to be bitwise those of the parts).  The step then
     never writes the internal fields (``Model(fused=False)`` runs the parts and keeps them).
+
+    With ``split``, the interior loop calls ``interior`` (a hand-written ``body``'s interior
+    form, see :func:`kernel`) or, without a ``body``, each part's interior body where it has
+    one.
     """
     norm = []
     for p in parts:
@@ -347,6 +380,9 @@ def fuse(name, *parts, split=False, same_shapes=False, doc="", internal=(), body
         if params != want:
             raise TypeError(f"fused kernel {name!r}: body {pybody.__name__} has parameters {params}, "
                             f"expected {want}")
+        _check_interior(name, interior, params)
+    elif interior is not None:
+        raise ValueError(f"fused kernel {name!r}: interior= needs a hand-written body (else the parts' are used)")
     internal_set = set(internal)
 
     def reference(*args):
@@ -364,7 +400,7 @@ def fuse(name, *parts, split=False, same_shapes=False, doc="", internal=(), body
         "Fused launch of " + ", ".join(k.name for k, _ in norm) + ".")
     k = Kernel(device(pybody) if pybody is not None else None, name, first.module, first.space, outputs, inputs,
                reference=reference, kind="fused", doc=doc,
-               passes=first.passes, split=split, same_shapes=same_shapes, parts=norm)
+               passes=first.passes, split=split, same_shapes=same_shapes, parts=norm, interior=interior)
     k.internal = internal
     REGISTRY[name] = k
     return k
@@ -465,13 +501,22 @@ def generate_source(modname: str, cuda: bool) -> str:
         args = ", ".join(k.args)
         if k.parts and k.body is None:
             # fused launch: every part's body at each point, in order
-            calls = []
+            calls, icalls = [], []
             for p, ren in k.parts:
+                pa = ", ".join(ren.get(a, a) for a in p.args)
                 lines.append(f"_b_{p.name} = _m.{p.name}.body")
-                calls.append((f"_b_{p.name}", ", ".join(ren.get(a, a) for a in p.args)))
+                calls.append((f"_b_{p.name}", pa))
+                if p.interior is not None and not cuda:
+                    lines.append(f"_bi_{p.name} = _m.{p.name}.interior")
+                    icalls.append((f"_bi_{p.name}", pa))
+                else:
+                    icalls.append((f"_b_{p.name}", pa))
         else:
             lines.append(f"_b_{k.name} = _m.{k.name}.body")
-            calls = [(f"_b_{k.name}", args)]
+            calls = icalls = [(f"_b_{k.name}", args)]
+            if k.interior is not None and not cuda:
+                lines.append(f"_bi_{k.name} = _m.{k.name}.interior")
+                icalls = [(f"_bi_{k.name}", args)]
 
         def call(indent, idx, calls=calls):
             return [f"{' ' * indent}{b}({idx}, {a})" for b, a in calls]
@@ -492,7 +537,7 @@ def generate_source(modname: str, cuda: bool) -> str:
                     "        if (_j >= 2 and _j < _nj - 2 and _ni >= 4"
                     + "".join(f" and _same({a}, _nk, _nj, _ni)" for a in k.args if k.same_shapes) + "):",
                     "            for _i in range(2, _ni - 2):",
-                    *call(16, "_i, _j, _k"),
+                    *call(16, "_i, _j, _k", icalls),
                     "            _ne = 4",
                     "        else:",
                     "            _ne = _ni",

@@ -297,22 +297,11 @@ def _ref_lateral_friction(du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot
     return du, dv
 
 
-@kernel("3d", outputs=("du_mix", "dv_mix"), reference=_ref_lateral_friction,
-        active=("du_mix_v", "dv_mix_v", "u", "v", "A_h_t", "A_h_z", "r_bot_u", "r_bot_v"), split=True, same_shapes=True)
-def lateral_friction(i, j, k, du_mix, dv_mix, du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v,
-                     maskU, maskV, kbot, fric_ce_u, fric_cn_u, fric_ce_v, fric_cn_v, fric_rx_u, fric_ry_u,
-                     fric_rx_v, fric_ry_v):
-    """Friction tendency ``du_mix = du_mix_v + harmonic(u) - r_bot u [bottom cell]`` (U; V likewise).
-
-    Harmonic part (Veros ``harmonic_friction`` with cos scaling, free slip):
-    ``maskU [(fe_i - fe_{i-1}) / (cost dxu) + (fn_j - fn_{j-1}) / (cost dyt)]`` with the fluxes
-    and reciprocal metrics of :func:`friction_metrics`; bottom drag acts on the deepest wet
-    cell only and is *not* divided by dz.
-    """
-    if not in_interior(i, j, u.shape[2], u.shape[1]):
-        du_mix[k, j, i] = 0.0
-        dv_mix[k, j, i] = 0.0
-        return
+@device
+def lateral_friction_interior(i, j, k, du_mix, dv_mix, du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v,
+                              maskU, maskV, kbot, fric_ce_u, fric_cn_u, fric_ce_v, fric_cn_v, fric_rx_u, fric_ry_u,
+                              fric_rx_v, fric_ry_v):
+    """:func:`lateral_friction` at an interior point (no interior test; the split launcher's interior loop)."""
     hu = maskU[k, j, i] * (
         (hfric_fe_u(k, j, i, u, maskU, A_h_t, fric_ce_u) - hfric_fe_u(k, j, i - 1, u, maskU, A_h_t, fric_ce_u))
         * fric_rx_u[j, i]
@@ -331,6 +320,28 @@ def lateral_friction(i, j, k, du_mix, dv_mix, du_mix_v, dv_mix_v, u, v, A_h_t, A
     if k == bottom_level_v(j, i, kbot):
         b = b + (-maskV[k, j, i] * r_bot_v[j, i] * v[k, j, i])
     dv_mix[k, j, i] = b
+
+
+@kernel("3d", outputs=("du_mix", "dv_mix"), reference=_ref_lateral_friction,
+        active=("du_mix_v", "dv_mix_v", "u", "v", "A_h_t", "A_h_z", "r_bot_u", "r_bot_v"), split=True, same_shapes=True,
+        interior=lateral_friction_interior)
+def lateral_friction(i, j, k, du_mix, dv_mix, du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v,
+                     maskU, maskV, kbot, fric_ce_u, fric_cn_u, fric_ce_v, fric_cn_v, fric_rx_u, fric_ry_u,
+                     fric_rx_v, fric_ry_v):
+    """Friction tendency ``du_mix = du_mix_v + harmonic(u) - r_bot u [bottom cell]`` (U; V likewise).
+
+    Harmonic part (Veros ``harmonic_friction`` with cos scaling, free slip):
+    ``maskU [(fe_i - fe_{i-1}) / (cost dxu) + (fn_j - fn_{j-1}) / (cost dyt)]`` with the fluxes
+    and reciprocal metrics of :func:`friction_metrics`; bottom drag acts on the deepest wet
+    cell only and is *not* divided by dz.
+    """
+    if not in_interior(i, j, u.shape[2], u.shape[1]):
+        du_mix[k, j, i] = 0.0
+        dv_mix[k, j, i] = 0.0
+        return
+    lateral_friction_interior(i, j, k, du_mix, dv_mix, du_mix_v, dv_mix_v, u, v, A_h_t, A_h_z, r_bot_u, r_bot_v,
+                              maskU, maskV, kbot, fric_ce_u, fric_cn_u, fric_ce_v, fric_cn_v, fric_rx_u, fric_ry_u,
+                              fric_rx_v, fric_ry_v)
 
 
 # ---------------------------------------------------------------------------
@@ -376,8 +387,16 @@ def _ref_friction_dissipation(u, v, A_h_t, A_h_z, maskU, maskV, fric_ce_u, fric_
     return du, dv
 
 
+@device
+def friction_dissipation_interior(i, j, k, diss_u, diss_v, u, v, A_h_t, A_h_z, maskU, maskV, fric_ce_u, fric_cn_u,
+                                  fric_ce_v, fric_cn_v, fric_rx_u, fric_ry_u, fric_rx_v, fric_ry_v):
+    """:func:`friction_dissipation` at an interior point (both face ranges contain it)."""
+    diss_u[k, j, i] = diss_u_at(k, j, i, u, maskU, A_h_t, A_h_z, fric_ce_u, fric_cn_u, fric_rx_u, fric_ry_u)
+    diss_v[k, j, i] = diss_v_at(k, j, i, v, maskV, A_h_t, A_h_z, fric_ce_v, fric_cn_v, fric_rx_v, fric_ry_v)
+
+
 @kernel("3d", outputs=("diss_u", "diss_v"), reference=_ref_friction_dissipation,
-        active=("u", "v", "A_h_t", "A_h_z"), split=True, same_shapes=True)
+        active=("u", "v", "A_h_t", "A_h_z"), split=True, same_shapes=True, interior=friction_dissipation_interior)
 def friction_dissipation(i, j, k, diss_u, diss_v, u, v, A_h_t, A_h_z, maskU, maskV, fric_ce_u, fric_cn_u, fric_ce_v,
                          fric_cn_v, fric_rx_u, fric_ry_u, fric_rx_v, fric_ry_v):
     """Dissipation of harmonic friction ``0.5 sum(flux * gradient)`` at U points
@@ -392,6 +411,7 @@ def friction_dissipation(i, j, k, diss_u, diss_v, u, v, A_h_t, A_h_z, maskU, mas
         diss_v[k, j, i] = diss_v_at(k, j, i, v, maskV, A_h_t, A_h_z, fric_ce_v, fric_cn_v, fric_rx_v, fric_ry_v)
     else:
         diss_v[k, j, i] = 0.0
+
 
 
 def dissipation_metrics(grid):
@@ -457,17 +477,11 @@ def _ref_dissipation_to_tgrid(diss_u, diss_v, kbot, diss_dzr, diss_wx0, diss_wx1
     return (out,)
 
 
-@kernel("3d", outputs=("K_diss_h",), reference=_ref_dissipation_to_tgrid, active=("diss_u", "diss_v"),
-        split=True, same_shapes=True)
-def dissipation_to_tgrid(i, j, k, K_diss_h, diss_u, diss_v, kbot, diss_dzr, diss_wx0, diss_wx1, diss_wy0, diss_wy1):
-    """K_diss_h on the W grid at T columns (interior only) from the U and V dissipation:
-    each is moved to W levels (``dissipation_on_wgrid``) and averaged to T,
-    ``K = (dxu_i W_u[i] + dxu_{i-1} W_u[i-1]) / (2 dxt_i) + (area_v_j W_v[j] + area_v_{j-1} W_v[j-1]) / (2 area_t)``,
-    with the weights of :func:`dissipation_metrics` (no division per point)."""
+@device
+def dissipation_to_tgrid_interior(i, j, k, K_diss_h, diss_u, diss_v, kbot, diss_dzr, diss_wx0, diss_wx1, diss_wy0,
+                                  diss_wy1):
+    """:func:`dissipation_to_tgrid` at an interior point (no interior test)."""
     nz = diss_u.shape[0]
-    if not in_interior(i, j, diss_u.shape[2], diss_u.shape[1]):
-        K_diss_h[k, j, i] = 0.0
-        return
     kp = k + 1 if k < nz - 1 else k
     dzr = diss_dzr[k]
     wu1 = diss_on_wgrid(k, nz, imax(kbot[j, i], kbot[j, i + 1]), diss_u[k, j, i], diss_u[kp, j, i], dzr)
@@ -476,6 +490,21 @@ def dissipation_to_tgrid(i, j, k, K_diss_h, diss_u, diss_v, kbot, diss_dzr, diss
     wv0 = diss_on_wgrid(k, nz, imax(kbot[j - 1, i], kbot[j, i]), diss_v[k, j - 1, i], diss_v[kp, j - 1, i], dzr)
     K_diss_h[k, j, i] = ((diss_wx1[i] * wu1 + diss_wx0[i] * wu0)
                          + (diss_wy1[j, i] * wv1 + diss_wy0[j, i] * wv0))
+
+
+@kernel("3d", outputs=("K_diss_h",), reference=_ref_dissipation_to_tgrid, active=("diss_u", "diss_v"),
+        split=True, same_shapes=True,
+        interior=dissipation_to_tgrid_interior)
+def dissipation_to_tgrid(i, j, k, K_diss_h, diss_u, diss_v, kbot, diss_dzr, diss_wx0, diss_wx1, diss_wy0, diss_wy1):
+    """K_diss_h on the W grid at T columns (interior only) from the U and V dissipation:
+    each is moved to W levels (``dissipation_on_wgrid``) and averaged to T,
+    ``K = (dxu_i W_u[i] + dxu_{i-1} W_u[i-1]) / (2 dxt_i) + (area_v_j W_v[j] + area_v_{j-1} W_v[j-1]) / (2 area_t)``,
+    with the weights of :func:`dissipation_metrics` (no division per point)."""
+    if not in_interior(i, j, diss_u.shape[2], diss_u.shape[1]):
+        K_diss_h[k, j, i] = 0.0
+        return
+    dissipation_to_tgrid_interior(i, j, k, K_diss_h, diss_u, diss_v, kbot, diss_dzr, diss_wx0, diss_wx1, diss_wy0,
+                                  diss_wy1)
 
 
 #: Lateral friction and its dissipation (both read the velocity stencil of the same

@@ -362,6 +362,20 @@ def explicit_v_at(k, j, i, cor, adv, p_hydro, surface_tauy, maskV, dzt, rdy_v):
     return b + (-(p_hydro[k, j + 1, i] - p_hydro[k, j, i]) * rdy_v[j] * maskV[k, j, i])
 
 
+@device
+def _momentum_tendency_interior(i, j, k, du, dv, u, v, coriolis_t, tantr, cor_rx0, cor_rx1, cor_ry0, cor_ry1, maskU,
+                                maskV, w, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_u, rarea_v, p_hydro,
+                                surface_taux, surface_tauy, rdx_u, rdy_v):
+    """:func:`_momentum_tendency` at an interior point (no interior test: the split launcher's
+    interior loop; see the framework's ``interior=``)."""
+    cor = cormet_u_at(k, j, i, u, v, coriolis_t, tantr, cor_rx0, cor_rx1, maskU)
+    adv = madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_u)
+    du[k, j, i] = explicit_u_at(k, j, i, cor, adv, p_hydro, surface_taux, maskU, dzt, rdx_u)
+    cor = cormet_v_at(k, j, i, u, coriolis_t, tantr, cor_ry0, cor_ry1, maskV)
+    adv = madv_v_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_v)
+    dv[k, j, i] = explicit_v_at(k, j, i, cor, adv, p_hydro, surface_tauy, maskV, dzt, rdy_v)
+
+
 def _momentum_tendency(i, j, k, du, dv, u, v, coriolis_t, tantr, cor_rx0, cor_rx1, cor_ry0, cor_ry1, maskU, maskV,
                        w, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_u, rarea_v, p_hydro, surface_taux,
                        surface_tauy, rdx_u, rdy_v):
@@ -374,12 +388,9 @@ def _momentum_tendency(i, j, k, du, dv, u, v, coriolis_t, tantr, cor_rx0, cor_rx
     Same operations in the same order as the three kernels, so the same bits (tested).
     """
     if in_interior(i, j, u.shape[2], u.shape[1]):
-        cor = cormet_u_at(k, j, i, u, v, coriolis_t, tantr, cor_rx0, cor_rx1, maskU)
-        adv = madv_u_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_u)
-        du[k, j, i] = explicit_u_at(k, j, i, cor, adv, p_hydro, surface_taux, maskU, dzt, rdx_u)
-        cor = cormet_v_at(k, j, i, u, coriolis_t, tantr, cor_ry0, cor_ry1, maskV)
-        adv = madv_v_at(k, j, i, u, v, w, maskU, maskV, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_v)
-        dv[k, j, i] = explicit_v_at(k, j, i, cor, adv, p_hydro, surface_tauy, maskV, dzt, rdy_v)
+        _momentum_tendency_interior(i, j, k, du, dv, u, v, coriolis_t, tantr, cor_rx0, cor_rx1, cor_ry0, cor_ry1,
+                                    maskU, maskV, w, maskW, dxt, dyt, dzt, cosu, area_t, rdzt, rarea_u, rarea_v,
+                                    p_hydro, surface_taux, surface_tauy, rdx_u, rdy_v)
     else:
         du[k, j, i] = 0.0
         dv[k, j, i] = 0.0
@@ -390,4 +401,4 @@ def _momentum_tendency(i, j, k, du, dv, u, v, coriolis_t, tantr, cor_rx0, cor_rx
 #: them on 1 thread, 0.72 on 2).
 momentum_tendency = fuse("momentum_tendency", coriolis_metric, momentum_advection, explicit_tendency,
                          split=True, same_shapes=True, internal=("du_cor", "dv_cor", "du_adv", "dv_adv"),
-                         body=_momentum_tendency)
+                         body=_momentum_tendency, interior=_momentum_tendency_interior)

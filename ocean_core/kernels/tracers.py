@@ -153,8 +153,16 @@ def _ref_tracer_advection(temp, salt, u, v, w, maskT, maskU, maskV, maskW, cosu,
     return _ref_adv2(temp, *a), _ref_adv2(salt, *a)
 
 
+@device
+def tracer_advection_interior(i, j, k, dtemp, dsalt, temp, salt, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t,
+                              rdy_t, rdzt):
+    """:func:`tracer_advection` at an interior point (no interior test)."""
+    dtemp[k, j, i] = adv2_tendency(k, j, i, temp, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t, rdzt)
+    dsalt[k, j, i] = adv2_tendency(k, j, i, salt, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t, rdzt)
+
+
 @kernel("3d", outputs=("dtemp", "dsalt"), reference=_ref_tracer_advection, active=("temp", "salt", "u", "v", "w"),
-        split=True, same_shapes=True)
+        split=True, same_shapes=True, interior=tracer_advection_interior)
 def tracer_advection(i, j, k, dtemp, dsalt, temp, salt, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t,
                      rdy_t, rdzt):
     """Second-order central advection tendency of temp and salt (T points; interior, zero halos):
@@ -163,10 +171,8 @@ def tracer_advection(i, j, k, dtemp, dsalt, temp, salt, u, v, w, maskT, maskU, m
     ``ft = 0.5 (T_k + T_{k+1}) w maskW`` (0 at the surface); the reciprocal metrics from
     :func:`tracer_metrics` (rdx_t, rdy_t) and ``rdzt = 1 / dzt``."""
     if in_interior(i, j, temp.shape[2], temp.shape[1]):
-        dtemp[k, j, i] = adv2_tendency(k, j, i, temp, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t,
-                                       rdzt)
-        dsalt[k, j, i] = adv2_tendency(k, j, i, salt, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t, rdy_t,
-                                       rdzt)
+        tracer_advection_interior(i, j, k, dtemp, dsalt, temp, salt, u, v, w, maskT, maskU, maskV, maskW, cosu, rdx_t,
+                                  rdy_t, rdzt)
     else:
         dtemp[k, j, i] = 0.0
         dsalt[k, j, i] = 0.0
