@@ -312,16 +312,15 @@ def superbee_flux(vel, velc, qm1, q0, qp1, qp2, mm1, m0, mp1, rlen, dt):
 
 @device
 def maskw_x(k, j, i, maskW):
-    """W-grid face mask in x: maskW_i maskW_{i+1} (0 at the last column)."""
-    if i >= maskW.shape[2] - 1:
-        return 0.0
+    """W-grid face mask in x: maskW_i maskW_{i+1}, for ``i < NX-1`` (the east faces of :func:`sb_fe`,
+    ``1 <= i < NX-2``, read i-1 .. i+1).  No bound test: a test the loop bound does not imply kept
+    eke_fluxes' vectorised loop predicated, with masked loads."""
     return maskW[k, j, i + 1] * maskW[k, j, i]
 
 
 @device
 def maskw_y(k, j, i, maskW):
-    if j >= maskW.shape[1] - 1:
-        return 0.0
+    """W-grid face mask in y: maskW_j maskW_{j+1}, for ``j < NY-1`` (see :func:`maskw_x`)."""
     return maskW[k, j + 1, i] * maskW[k, j, i]
 
 
@@ -502,6 +501,12 @@ def eke_fe(k, j, i, eke, K_gm, maskU, rdx_u):
     """Diffusive EKE flux through the east face (U point) ``0.5 max(500, K_i + K_{i+1}) (e_{i+1} - e_i) / (cost dxu) maskU``."""
     if i >= eke.shape[2] - 1:
         return 0.0
+    return eke_fe_in(k, j, i, eke, K_gm, maskU, rdx_u)
+
+
+@device
+def eke_fe_in(k, j, i, eke, K_gm, maskU, rdx_u):
+    """:func:`eke_fe` at a face with an east neighbour (``i < NX-1``; no test: interior bodies)."""
     return (0.5 * max(500.0, K_gm[k, j, i] + K_gm[k, j, i + 1]) * (eke[k, j, i + 1] - eke[k, j, i])
             * rdx_u[j, i] * maskU[k, j, i])
 
@@ -511,6 +516,12 @@ def eke_fn(k, j, i, eke, K_gm, maskV, cosu, rdy_v):
     """Diffusive EKE flux through the north face (V point) ``0.5 max(500, K_j + K_{j+1}) (e_{j+1} - e_j) / dyu maskV cosu``."""
     if j >= eke.shape[1] - 1:
         return 0.0
+    return eke_fn_in(k, j, i, eke, K_gm, maskV, cosu, rdy_v)
+
+
+@device
+def eke_fn_in(k, j, i, eke, K_gm, maskV, cosu, rdy_v):
+    """:func:`eke_fn` at a face with a north neighbour (``j < NY-1``; no test: interior bodies)."""
     return (0.5 * max(500.0, K_gm[k, j, i] + K_gm[k, j + 1, i]) * (eke[k, j + 1, i] - eke[k, j, i])
             * rdy_v[j] * maskV[k, j, i] * cosu[j])
 
@@ -536,9 +547,9 @@ def eke_update_interior(i, j, k, eke_new, eke_imp, eke, K_gm, deke_now, deke_old
                         rdx_u, rdy_t, rdy_v, dt_tracer):
     """:func:`eke_update` at an interior point (no interior test)."""
     r = eke_imp[k, j, i] + dt_tracer * maskW[k, j, i] * (
-        (eke_fe(k, j, i, eke, K_gm, maskU, rdx_u) - eke_fe(k, j, i - 1, eke, K_gm, maskU, rdx_u))
+        (eke_fe_in(k, j, i, eke, K_gm, maskU, rdx_u) - eke_fe_in(k, j, i - 1, eke, K_gm, maskU, rdx_u))
         * rdx_t[j, i]
-        + (eke_fn(k, j, i, eke, K_gm, maskV, cosu, rdy_v) - eke_fn(k, j - 1, i, eke, K_gm, maskV, cosu, rdy_v))
+        + (eke_fn_in(k, j, i, eke, K_gm, maskV, cosu, rdy_v) - eke_fn_in(k, j - 1, i, eke, K_gm, maskV, cosu, rdy_v))
         * rdy_t[j])
     eke_new[k, j, i] = r + dt_tracer * ((1.5 + C.AB_EPS) * deke_now[k, j, i] - (0.5 + C.AB_EPS) * deke_old[k, j, i])
 

@@ -225,6 +225,12 @@ def hfric_fe_u(k, j, i, u, maskU, A_h_t, fric_ce_u):
     """East flux of u at T point (j, i+1): ``A_h_t c_e (u_{i+1} - u_i) mU mU``."""
     if i >= u.shape[2] - 1:
         return 0.0
+    return hfric_fe_u_in(k, j, i, u, maskU, A_h_t, fric_ce_u)
+
+
+@device
+def hfric_fe_u_in(k, j, i, u, maskU, A_h_t, fric_ce_u):
+    """:func:`hfric_fe_u` where the neighbour exists (no test: interior bodies, the dissipation)."""
     return A_h_t[j, i + 1] * fric_ce_u[j, i] * (u[k, j, i + 1] - u[k, j, i]) * maskU[k, j, i + 1] * maskU[k, j, i]
 
 
@@ -233,6 +239,12 @@ def hfric_fn_u(k, j, i, u, maskU, A_h_z, fric_cn_u):
     """North flux of u at corner (j, i): ``A_h_z c_n (u_{j+1} - u_j) mU mU``."""
     if j >= u.shape[1] - 1:
         return 0.0
+    return hfric_fn_u_in(k, j, i, u, maskU, A_h_z, fric_cn_u)
+
+
+@device
+def hfric_fn_u_in(k, j, i, u, maskU, A_h_z, fric_cn_u):
+    """:func:`hfric_fn_u` where the neighbour exists (no test: interior bodies, the dissipation)."""
     return A_h_z[j, i] * fric_cn_u[j] * (u[k, j + 1, i] - u[k, j, i]) * maskU[k, j + 1, i] * maskU[k, j, i]
 
 
@@ -241,6 +253,12 @@ def hfric_fe_v(k, j, i, v, maskV, A_h_z, fric_ce_v):
     """East flux of v at corner (j, i): ``A_h_z c_e (v_{i+1} - v_i) mV mV``."""
     if i >= v.shape[2] - 1:
         return 0.0
+    return hfric_fe_v_in(k, j, i, v, maskV, A_h_z, fric_ce_v)
+
+
+@device
+def hfric_fe_v_in(k, j, i, v, maskV, A_h_z, fric_ce_v):
+    """:func:`hfric_fe_v` where the neighbour exists (no test: interior bodies, the dissipation)."""
     return A_h_z[j, i] * fric_ce_v[j, i] * (v[k, j, i + 1] - v[k, j, i]) * maskV[k, j, i + 1] * maskV[k, j, i]
 
 
@@ -249,6 +267,12 @@ def hfric_fn_v(k, j, i, v, maskV, A_h_t, fric_cn_v):
     """North flux of v at T point (j+1, i): ``A_h_t c_n (v_{j+1} - v_j) mV mV``."""
     if j >= v.shape[1] - 1:
         return 0.0
+    return hfric_fn_v_in(k, j, i, v, maskV, A_h_t, fric_cn_v)
+
+
+@device
+def hfric_fn_v_in(k, j, i, v, maskV, A_h_t, fric_cn_v):
+    """:func:`hfric_fn_v` where the neighbour exists (no test: interior bodies, the dissipation)."""
     return A_h_t[j + 1, i] * fric_cn_v[j] * (v[k, j + 1, i] - v[k, j, i]) * maskV[k, j, i] * maskV[k, j + 1, i]
 
 
@@ -303,23 +327,22 @@ def lateral_friction_interior(i, j, k, du_mix, dv_mix, du_mix_v, dv_mix_v, u, v,
                               fric_rx_v, fric_ry_v):
     """:func:`lateral_friction` at an interior point (no interior test; the split launcher's interior loop)."""
     hu = maskU[k, j, i] * (
-        (hfric_fe_u(k, j, i, u, maskU, A_h_t, fric_ce_u) - hfric_fe_u(k, j, i - 1, u, maskU, A_h_t, fric_ce_u))
+        (hfric_fe_u_in(k, j, i, u, maskU, A_h_t, fric_ce_u) - hfric_fe_u_in(k, j, i - 1, u, maskU, A_h_t, fric_ce_u))
         * fric_rx_u[j, i]
-        + (hfric_fn_u(k, j, i, u, maskU, A_h_z, fric_cn_u) - hfric_fn_u(k, j - 1, i, u, maskU, A_h_z, fric_cn_u))
+        + (hfric_fn_u_in(k, j, i, u, maskU, A_h_z, fric_cn_u) - hfric_fn_u_in(k, j - 1, i, u, maskU, A_h_z, fric_cn_u))
         * fric_ry_u[j])
     a = du_mix_v[k, j, i] + hu
-    if k == bottom_level_u(j, i, kbot):
-        a = a + (-maskU[k, j, i] * r_bot_u[j, i] * u[k, j, i])
-    du_mix[k, j, i] = a
+    # bottom drag as a select (unconditional loads: the i loop vectorises without masked loads)
+    ad = a + (-maskU[k, j, i] * r_bot_u[j, i] * u[k, j, i])
+    du_mix[k, j, i] = ad if k == bottom_level_u(j, i, kbot) else a
     hv = maskV[k, j, i] * (
-        (hfric_fe_v(k, j, i, v, maskV, A_h_z, fric_ce_v) - hfric_fe_v(k, j, i - 1, v, maskV, A_h_z, fric_ce_v))
+        (hfric_fe_v_in(k, j, i, v, maskV, A_h_z, fric_ce_v) - hfric_fe_v_in(k, j, i - 1, v, maskV, A_h_z, fric_ce_v))
         * fric_rx_v[j, i]
-        + (hfric_fn_v(k, j, i, v, maskV, A_h_t, fric_cn_v) - hfric_fn_v(k, j - 1, i, v, maskV, A_h_t, fric_cn_v))
+        + (hfric_fn_v_in(k, j, i, v, maskV, A_h_t, fric_cn_v) - hfric_fn_v_in(k, j - 1, i, v, maskV, A_h_t, fric_cn_v))
         * fric_ry_v[j])
     b = dv_mix_v[k, j, i] + hv
-    if k == bottom_level_v(j, i, kbot):
-        b = b + (-maskV[k, j, i] * r_bot_v[j, i] * v[k, j, i])
-    dv_mix[k, j, i] = b
+    bd = b + (-maskV[k, j, i] * r_bot_v[j, i] * v[k, j, i])
+    dv_mix[k, j, i] = bd if k == bottom_level_v(j, i, kbot) else b
 
 
 @kernel("3d", outputs=("du_mix", "dv_mix"), reference=_ref_lateral_friction,
@@ -350,20 +373,20 @@ def lateral_friction(i, j, k, du_mix, dv_mix, du_mix_v, dv_mix_v, u, v, A_h_t, A
 
 @device
 def diss_u_at(k, j, i, u, maskU, A_h_t, A_h_z, fric_ce_u, fric_cn_u, fric_rx_u, fric_ry_u):
-    fe1 = hfric_fe_u(k, j, i, u, maskU, A_h_t, fric_ce_u)
-    fe0 = hfric_fe_u(k, j, i - 1, u, maskU, A_h_t, fric_ce_u)
-    fn1 = hfric_fn_u(k, j, i, u, maskU, A_h_z, fric_cn_u)
-    fn0 = hfric_fn_u(k, j - 1, i, u, maskU, A_h_z, fric_cn_u)
+    fe1 = hfric_fe_u_in(k, j, i, u, maskU, A_h_t, fric_ce_u)
+    fe0 = hfric_fe_u_in(k, j, i - 1, u, maskU, A_h_t, fric_ce_u)
+    fn1 = hfric_fn_u_in(k, j, i, u, maskU, A_h_z, fric_cn_u)
+    fn0 = hfric_fn_u_in(k, j - 1, i, u, maskU, A_h_z, fric_cn_u)
     return (0.5 * ((u[k, j, i + 1] - u[k, j, i]) * fe1 + (u[k, j, i] - u[k, j, i - 1]) * fe0) * fric_rx_u[j, i]
             + 0.5 * ((u[k, j + 1, i] - u[k, j, i]) * fn1 + (u[k, j, i] - u[k, j - 1, i]) * fn0) * fric_ry_u[j])
 
 
 @device
 def diss_v_at(k, j, i, v, maskV, A_h_t, A_h_z, fric_ce_v, fric_cn_v, fric_rx_v, fric_ry_v):
-    fe1 = hfric_fe_v(k, j, i, v, maskV, A_h_z, fric_ce_v)
-    fe0 = hfric_fe_v(k, j, i - 1, v, maskV, A_h_z, fric_ce_v)
-    fn1 = hfric_fn_v(k, j, i, v, maskV, A_h_t, fric_cn_v)
-    fn0 = hfric_fn_v(k, j - 1, i, v, maskV, A_h_t, fric_cn_v)
+    fe1 = hfric_fe_v_in(k, j, i, v, maskV, A_h_z, fric_ce_v)
+    fe0 = hfric_fe_v_in(k, j, i - 1, v, maskV, A_h_z, fric_ce_v)
+    fn1 = hfric_fn_v_in(k, j, i, v, maskV, A_h_t, fric_cn_v)
+    fn0 = hfric_fn_v_in(k, j - 1, i, v, maskV, A_h_t, fric_cn_v)
     return (0.5 * ((v[k, j, i + 1] - v[k, j, i]) * fe1 + (v[k, j, i] - v[k, j, i - 1]) * fe0) * fric_rx_v[j, i]
             + 0.5 * ((v[k, j + 1, i] - v[k, j, i]) * fn1 + (v[k, j, i] - v[k, j - 1, i]) * fn0) * fric_ry_v[j])
 
