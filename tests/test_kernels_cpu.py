@@ -159,3 +159,48 @@ def test_fused_op_checks_its_parts():
         FusedOp(momentum.coriolis_metric, lf)
     op = FusedOp(friction.friction_with_dissipation, lf, fd)
     assert set(op.writes) == set(lf.writes) | set(fd.writes)
+
+
+def test_split_launchers_call_the_interior_bodies():
+    """The interior loop of a split launch calls the interior body (no interior test), the
+    halo loop and the GPU the full body; equality of the two is checked bit for bit by the
+    CUDA simulator test (full body) against the CPU launcher (interior body)."""
+    from ocean_core.kernels.framework import REGISTRY, generate_source
+    with_interior = [k for k in REGISTRY.values()
+                     if k.split and (k.interior is not None or any(p.interior is not None for p, _ in k.parts))]
+    assert {"momentum_tendency", "friction_with_dissipation", "tracer_advection_ab2", "eke_advection_update",
+            "eke_fluxes", "dissipation_to_tgrid"} <= {k.name for k in with_interior}
+    src = generate_source("ocean_core.kernels.momentum", cuda=False)
+    body = src[src.index("def momentum_tendency_cpu"):]
+    body = body[:body.index("\n\n")]
+    loop = body.index("for _i in range(2, _ni - 2):")
+    halo = body.index("for _e in range(_ne):")
+    assert "_bi_momentum_tendency(_i" in body[loop:halo] and "_b_momentum_tendency(" not in body[loop:halo]
+    assert "_b_momentum_tendency(_i" in body[halo:]
+    cuda_src = generate_source("ocean_core.kernels.momentum", cuda=True)
+    assert "_bi_" not in cuda_src
+
+
+def test_interior_body_is_validated():
+    from ocean_core.kernels.framework import REGISTRY, device, kernel
+
+    @device
+    def wrong(i, j, k, a, c):
+        a[k, j, i] = c[k, j, i]
+
+    def body(i, j, k, a, b):
+        a[k, j, i] = b[k, j, i]
+
+    with pytest.raises(TypeError, match="interior body wrong has parameters"):
+        kernel("3d", outputs=("a",), name="bad_interior_sig", split=True, interior=wrong)(body)
+
+    @device
+    def right(i, j, a, b):
+        a[j, i] = b[j, i]
+
+    def body2(i, j, a, b):
+        a[j, i] = b[j, i]
+
+    with pytest.raises(ValueError, match="interior= needs space='3d'"):
+        kernel("2d", outputs=("a",), name="bad_interior_space", interior=right)(body2)
+    assert not {"bad_interior_sig", "bad_interior_space"} & set(REGISTRY)
