@@ -184,7 +184,8 @@ def training_curve(log_path, path):
         ax.semilogy(vsteps, vmse, "C3-o", ms=3, label="validation rollout MSE (EMA)")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel(f"{'CRPS, ' if kind == 'CRPS' else ''}MSE (normalised units)")
-    ax.legend(fontsize=8)
+    if steps or vsteps:  # an empty log (a run stopped before its first step) has nothing to label
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
