@@ -178,8 +178,9 @@ class Kernel:
         calls one after the other at every point, each with its argument renames
         ``{part argument: fused argument}``; ``body`` is then None.
     interior : numba dispatcher, optional
-        With ``split``: the body for interior points, without the interior test (module
-        docstring); same signature as ``body``.
+        ``"3d"`` only: the body for interior points, without the interior test (module
+        docstring); same signature as ``body``.  Called by the interior loop of a split launch:
+        the kernel's own, or that of a split fused launch it is a part of.
     """
 
     def __init__(self, body, name, module, space, outputs, inputs, reference=None,
