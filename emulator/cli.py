@@ -113,6 +113,12 @@ def _add_train(sub):
     q.add_argument("--variables", type=_str_list, default=("temp", "salt", "u", "v", "eke", "psi"))
     q.add_argument("--forcing", type=_str_list, default=("surface_taux", "surface_tauy", "t_star"))
     q.add_argument("--eke-eps", type=_positive(float), default=1e-6)
+    q.add_argument("--point-norm", type=_str_list, default=(), metavar="VAR,...",
+                   help="variables z-scored per grid point instead of per channel (e.g. psi, whose "
+                        "variability spans orders of magnitude); with --init, the fine-tuning "
+                        "switches the initial emulator's channels to it (default: none)")
+    q.add_argument("--point-norm-floor", type=_positive(float), default=0.01, metavar="FRAC",
+                   help="smallest point std as a fraction of the channel's (default 0.01)")
     q.add_argument("--train-years", type=float, help="default: meta.json's suggestion or the rest")
     q.add_argument("--val-years", type=float)
     q.add_argument("--test-years", type=float)
@@ -264,7 +270,7 @@ def cmd_train(args):
     import numpy as np  # noqa: PLC0415
 
     from .backend import get_backend  # noqa: PLC0415
-    from .data import build_spec, open_dataset, prepare, save_spec  # noqa: PLC0415
+    from .data import build_spec, open_dataset, point_normalise, prepare, save_spec  # noqa: PLC0415
     from .model import Emulator  # noqa: PLC0415
     from .plots import training_curve  # noqa: PLC0415
     from .training import TrainConfig, Trainer  # noqa: PLC0415
@@ -296,6 +302,8 @@ def cmd_train(args):
     else:
         spec = build_spec(ds, split.train, variables=args.variables, forcing=args.forcing,
                           eke_eps=args.eke_eps)
+    if args.point_norm:
+        point_normalise(spec, ds, split.train, args.point_norm, floor=args.point_norm_floor)
     data = prepare(ds, spec)
     if args.noise_channels < 0:
         raise ValueError(f"--noise-channels {args.noise_channels}: must be >= 0")

@@ -66,10 +66,24 @@ class Channel:
     mean: float = 0.0
     std: float = 1.0
     transform: str = "none"  # "none" | "log"
+    #: per-point statistics ``(H, W)`` as nested lists (see :func:`point_normalise`); ``None``:
+    #: the scalar ``mean`` and ``std`` apply everywhere
+    mean_map: list | None = None
+    std_map: list | None = None
 
     @property
     def name(self):
         return self.var if self.level is None else f"{self.var}[{self.level}]"
+
+    @property
+    def loc(self):
+        """The mean subtracted before scaling: a float or an ``(H, W)`` array."""
+        return self.mean if self.mean_map is None else np.asarray(self.mean_map, dtype=np.float64)
+
+    @property
+    def scale(self):
+        """The standard deviation divided by: a float or an ``(H, W)`` array."""
+        return self.std if self.std_map is None else np.asarray(self.std_map, dtype=np.float64)
 
 
 @dataclass
@@ -353,6 +367,63 @@ def build_spec(ds, train_range, *, variables=DEFAULT_PROGNOSTIC, forcing=DEFAULT
                     (H, W), tuple(used), tuple(fused))
 
 
+def point_normalise(spec, ds, train_range, variables, floor=0.01):
+    """Give the channels of ``variables`` per-point statistics (in place; returns ``spec``).
+
+    Samudra 2 z-scores a channel with one mean and one standard deviation over its wet points.
+    A field whose variability differs by orders of magnitude across the domain, such as psi
+    (tens of Sv in the ACC channel, a tenth of a Sv in the basin), is then dominated by its
+    most variable region: a network error that is small in normalised units swamps the weak
+    variability elsewhere.  A point-normalised channel is
+
+        ``z(y, x) = (x(y, x) - mu(y, x)) / max(sigma(y, x), floor * sigma_c)``
+
+    with ``mu``, ``sigma`` the temporal mean and standard deviation of the point over the
+    training range and ``sigma_c`` the channel's wet-point standard deviation (kept as
+    ``ch.std``); the floor keeps points that barely vary (e.g. psi on a boundary) finite.
+    Land points get ``mu = 0``, ``sigma = 1`` (their values are zeroed anyway).
+
+    Parameters
+    ----------
+    spec : DataSpec
+        Channels and statistics from :func:`build_spec` (or a trained emulator's).
+    ds : xarray.Dataset
+    train_range : (int, int)
+        Time indices ``[start, stop)`` of the statistics.
+    variables : sequence of str
+        Prognostic variables to point-normalise (each must have a channel in ``spec``).
+    floor : float
+        Smallest point standard deviation as a fraction of the channel's, in ``(0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown variable, one without a channel, or ``floor`` outside ``(0, 1]``.
+    """
+    if not 0.0 < float(floor) <= 1.0:
+        raise ValueError(f"point-normalisation floor={floor}: must be in (0, 1]")
+    names = {ch.var for ch in spec.prognostic}
+    for v in variables:
+        if v not in PROGNOSTIC_VARS:
+            raise ValueError(f"point-normalised variable {v!r} is not one of {sorted(PROGNOSTIC_VARS)}")
+        if v not in names:
+            raise ValueError(f"point-normalised variable {v!r} has no channel in the data "
+                             f"specification (channels of {sorted(names)})")
+    a, b = train_range
+    for v in variables:
+        raw = _raw(ds.isel(time=slice(a, b)), v, spec.eke_eps)
+        masks = variable_masks(ds, v)
+        for ch in spec.prognostic:
+            if ch.var != v:
+                continue
+            lev = 0 if ch.level is None else ch.level
+            m = masks[lev] > 0
+            mu = np.where(m, raw[:, lev].mean(axis=0), 0.0)
+            sd = np.where(m, np.maximum(raw[:, lev].std(axis=0), float(floor) * ch.std), 1.0)
+            ch.mean_map, ch.std_map = mu.tolist(), sd.tolist()
+    return spec
+
+
 def _channel_masks(ds, spec):
     """Wet masks ``(P, H, W)`` of the prognostic channels (float32 0/1)."""
     cache = {}
@@ -413,7 +484,7 @@ def prepare(ds, spec):
         if ch.var not in raw_cache:
             raw_cache = {ch.var: _raw(ds, ch.var, spec.eke_eps)}
         lev = 0 if ch.level is None else ch.level
-        z = (raw_cache[ch.var][:, lev] - ch.mean) / ch.std
+        z = (raw_cache[ch.var][:, lev] - ch.loc) / ch.scale
         states[:, c] = (z * wet[c]).astype(np.float32)
     del raw_cache
     tsec = time_seconds(ds)
@@ -462,7 +533,7 @@ def to_physical(states, spec, wet=None):
         out[var] = arr
     for c, ch in enumerate(spec.prognostic):
         lev = 0 if ch.level is None else ch.level
-        x = states[:, c].astype(np.float64) * ch.std + ch.mean
+        x = states[:, c].astype(np.float64) * ch.scale + ch.loc
         if ch.transform == "log":
             x = np.exp(x) - spec.eke_eps
         if wet is not None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from emulator_helpers import synthetic_dataset, synthetic_factory
 
-from emulator.data import (build_spec, open_dataset, prepare, psi_mask, rollout_starts,
-                           split_by_years, states_per_year, to_physical)
+from emulator.data import (DataSpec, build_spec, open_dataset, point_normalise, prepare, psi_mask,
+                           rollout_starts, split_by_years, states_per_year, to_physical)
 from emulator.make_data import generate
 
 
@@ -105,6 +105,53 @@ def test_spec_and_normalisation(syn):
                                syn["u"].values[:, m[None].any(0)][:, :5], rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(phys["eke"][:, syn["maskW"].values > 0],
                                syn["eke"].values[:, syn["maskW"].values > 0], rtol=1e-4)
+
+
+def test_point_normalisation(syn):
+    """A point-normalised channel has mean 0 and std 1 at every wet point with a std above the
+    floor (and std below 1 where the floor applies), survives the spec's JSON round trip, and
+    maps back to physical units; the other channels keep their per-channel statistics."""
+    split = split_by_years(syn.sizes["time"], 73, 0.6, 0.1, 0.3)
+    spec = build_spec(syn, split.train)
+    std_c = {ch.name: ch.std for ch in spec.prognostic}
+    floor = 0.3
+    point_normalise(spec, syn, split.train, ["psi", "u"], floor=floor)
+    spec = DataSpec.from_json(json.loads(json.dumps(spec.to_json())))
+    data = prepare(syn, spec)
+    a, b = split.train
+    names = [c.name for c in spec.prognostic]
+    n_floor = 0
+    for c, ch in enumerate(spec.prognostic):
+        wet = data.wet[c] > 0
+        vals = data.states[a:b, c][:, wet].astype(np.float64)
+        if ch.var in ("psi", "u"):
+            assert ch.std == std_c[ch.name]  # the channel std stays (the floor's reference)
+            raw_sd = np.asarray(syn[ch.var].values, np.float64)[a:b]
+            raw_sd = (raw_sd if ch.level is None else raw_sd[:, ch.level]).std(axis=0)[wet]
+            free = raw_sd > floor * ch.std
+            n_floor += int((~free).sum())
+            np.testing.assert_allclose(vals.mean(axis=0), 0.0, atol=1e-4)
+            np.testing.assert_allclose(vals.std(axis=0)[free], 1.0, rtol=1e-4)
+            assert np.all(vals.std(axis=0)[~free] < 1.0 + 1e-6)
+        else:
+            assert ch.mean_map is None and ch.std_map is None
+            assert abs(vals.mean()) < 1e-4 and vals.std() == pytest.approx(1.0, rel=1e-4), ch.name
+        assert np.all(data.states[:, c][:, ~wet] == 0)
+    assert n_floor > 0  # psi's clamped northern row at least
+    phys = to_physical(data.states, spec, wet=data.wet)
+    m = psi_mask(syn["maskT"].values[-1]) > 0
+    np.testing.assert_allclose(phys["psi"][:, 0][:, m], syn["psi"].values[:, m], rtol=1e-5,
+                               atol=1e-5 * np.abs(syn["psi"].values).max())
+    c = names.index("u[1]")
+    m = data.wet[c] > 0
+    np.testing.assert_allclose(phys["u"][:, 1][:, m], syn["u"].values[:, 1][:, m], rtol=1e-4,
+                               atol=1e-5 * np.abs(syn["u"].values).max())
+    with pytest.raises(ValueError, match="floor=0"):
+        point_normalise(spec, syn, split.train, ["psi"], floor=0.0)
+    with pytest.raises(ValueError, match="'salt' has no channel"):
+        point_normalise(spec, syn, split.train, ["salt"])
+    with pytest.raises(ValueError, match="'rho' is not one of"):
+        point_normalise(spec, syn, split.train, ["rho"])
 
 
 def test_salt_variable_dropped_when_constant(syn):

@@ -254,12 +254,34 @@ def test_cli_end_to_end(tmp_path):
         np.testing.assert_array_equal(v, b.unet.parameters()[k])
     cfg = json.load(open(ft / "config.json"))
     assert cfg["init"].endswith("emulator.npz") and cfg["train"]["input_noise"] == 0.05
+    # fine-tuning into per-point psi statistics: stored with the emulator, used by its rollout
+    pn = tmp_path / "pointnorm"
+    assert cli.main(["train", "--data", str(data), "--out", str(pn), "--init", str(run),
+                     "--epochs", "1", "--max-steps", "1", "--batch-size", "2", "--rollout-steps", "2",
+                     "--point-norm", "psi", "--quiet"]) == 0
+    c = Emulator.load(str(pn / "emulator.npz"))
+    psi_ch = [ch for ch in c.spec.prognostic if ch.var == "psi"]
+    assert len(psi_ch) == 1 and np.asarray(psi_ch[0].std_map).shape == c.spec.grid
+    assert all(ch.std_map is None for ch in c.spec.prognostic if ch.var != "psi")
+    rp = tmp_path / "roll_pn.nc"
+    assert cli.main(["rollout", "--emulator", str(pn), "--data", str(data), "--out", str(rp),
+                     "--quiet"]) == 0
+    import xarray as xr
+    with xr.open_dataset(rp) as r, xr.open_dataset(data / "means_0000.nc") as d0:
+        assert np.isfinite(r["psi"].values).all()
+        # the copied initial states come back in physical units through the point statistics
+        t0 = int(r.attrs["start_index"])
+        truth = xr.concat([xr.open_dataset(data / f) for f in sorted(os.listdir(data))
+                           if f.startswith("means_")], dim="time")["psi"].values[t0]
+        np.testing.assert_allclose(r["psi"].values[0], truth, rtol=1e-4,
+                                   atol=1e-5 * np.abs(d0["psi"].values).max())
+    assert cli.main(["train", "--data", str(data), "--out", str(tmp_path / "pnbad"), "--init", str(run),
+                     "--point-norm", "rho", "--quiet"]) == 2
     roll = tmp_path / "roll.nc"
     assert cli.main(["rollout", "--emulator", str(run), "--data", str(data), "--out", str(roll),
                      "--quiet"]) == 0
     assert cli.main(["rollout", "--emulator", str(run), "--data", str(data), "--out", str(roll),
                      "--quiet"]) == 2
-    import xarray as xr
     with xr.open_dataset(roll) as r:
         assert r.sizes["time"] == round(0.5 * 73) and r.attrs["n_initial_states"] == 2
         assert np.isfinite(r["temp"].values).all()
