@@ -15,6 +15,7 @@ Usage::
     python benchmarks/forward.py --resolutions 2 --no-veros
     python benchmarks/forward.py --veros-python /work/venvs/veros/bin/python --markdown
     python benchmarks/forward.py --backend all                # + cuda timings and the 10-step check
+    python benchmarks/forward.py --resolutions 0.25 --interleave 5   # Veros and stommel in alternating rounds
 
 Veros's python: ``--veros-python``, else ``$STOMMEL_VEROS_PYTHON``, else the first of
 ``/work/venvs/veros/bin/python``, ``~/venvs/veros/bin/python``, ``~/.venvs/veros/bin/python``
@@ -29,6 +30,11 @@ median, and the 2-thread figures are the most affected.  The process CPU time pe
 the unloaded time on a loaded machine.  The 1-minute load average before and after each
 measurement is in the table; ``--max-load X`` waits (up to ``--max-wait`` s) for a quieter
 machine before each measurement.
+
+On a shared machine whose speed drifts (memory bandwidth of a VM that changes over minutes),
+timing stommel and then Veros compares two different machines.  ``--interleave ROUNDS``
+keeps Veros running as a server and alternates rounds of stommel steps and Veros steps
+(:func:`time_interleaved`); the table's "ratio (rounds)" is the median of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -136,10 +143,11 @@ def find_veros_python(explicit=None):
     return None, "Veros not installed"
 
 
-def time_veros(python, resolution, ncores=None, steps=5, warmup=3, ny=None, timeout=3600):
-    """Run :mod:`benchmarks.veros_acc` with ``python`` restricted to the first ``ncores`` CPUs."""
-    cmd = [python, str(HERE / "veros_acc.py"), "--resolution", repr(float(resolution)),
-           "--steps", str(steps), "--warmup", str(warmup)]
+def _veros_command(python, resolution, ncores, warmup, ny, extra, script=None):
+    """Command, environment and pre-exec hook (CPU affinity to the first ``ncores`` CPUs) of a
+    :mod:`benchmarks.veros_acc` child (``script`` replaces veros_acc.py, for tests)."""
+    cmd = [python, str(script or HERE / "veros_acc.py"), "--resolution", repr(float(resolution)),
+           "--warmup", str(warmup)] + list(extra)
     if ny is not None:
         cmd += ["--ny", str(ny)]
     env = dict(os.environ)
@@ -150,6 +158,12 @@ def time_veros(python, resolution, ncores=None, steps=5, warmup=3, ny=None, time
     if ncores is not None and cpus is not None and ncores < len(cpus):
         sel = set(cpus[:ncores])
         preexec = lambda: os.sched_setaffinity(0, sel)  # noqa: E731
+    return cmd, env, preexec
+
+
+def time_veros(python, resolution, ncores=None, steps=5, warmup=3, ny=None, timeout=3600):
+    """Run :mod:`benchmarks.veros_acc` with ``python`` restricted to the first ``ncores`` CPUs."""
+    cmd, env, preexec = _veros_command(python, resolution, ncores, warmup, ny, ["--steps", str(steps)])
     load0 = load_average()
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd="/tmp",
@@ -165,6 +179,108 @@ def time_veros(python, resolution, ncores=None, steps=5, warmup=3, ny=None, time
             return r
     tail = "\n".join((out.stderr or "").strip().splitlines()[-5:])
     return {"error": f"veros_acc.py exited {out.returncode}: {tail}"}
+
+
+def _read_tagged(proc, tags, deadline):
+    """The JSON payload of the next stdout line of ``proc`` starting with one of ``tags``
+    (``(tag, payload)``); raises RuntimeError if the child exits or ``deadline`` passes."""
+    import select
+
+    while True:
+        left = deadline - time.time()
+        if left <= 0:
+            raise RuntimeError("Veros did not answer in time")
+        ready, _, _ = select.select([proc.stdout], [], [], left)
+        if not ready:
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"Veros exited with code {proc.wait()}")
+        for t in tags:
+            if line.startswith(t + " "):
+                return t, json.loads(line[len(t) + 1:])
+        if line.startswith("VEROS_ERROR"):
+            raise RuntimeError(line.strip())
+
+
+def time_interleaved(python, resolution, threads, rounds, repeats, veros_steps, warmup=3, veros_warmup=3,
+                     ny=None, timeout=3600, pause=0.5, script=None):
+    """Time stommel (CPU, ``threads`` numba threads) and Veros (``threads`` cores) in alternating
+    rounds, so that both see the same state of a shared machine.
+
+    Veros runs as a server (``veros_acc.py --serve``): it compiles and warms up while stommel
+    builds, then each round times ``ceil(repeats / rounds)`` stommel steps and
+    ``ceil(veros_steps / rounds)`` Veros steps, with ``pause`` seconds between the two so that
+    idle-spinning threads of one code do not steal from the other.  Returns stommel's and
+    Veros's result dicts (all timed steps, as :func:`time_stommel` / :func:`time_veros`) and the
+    per-round medians: the median over rounds of the per-round ratio is the figure least
+    affected by slow phases of the machine.  If Veros fails before it is ready, stommel's
+    result is ``None`` and Veros's is ``{"error": ...}``.
+    """
+    import math
+    import tempfile
+
+    import numba
+    from ocean_core import setups
+
+    numba.set_num_threads(int(threads))
+    cmd, env, preexec = _veros_command(python, resolution, threads, veros_warmup, ny, ["--serve"], script)
+    deadline = time.time() + timeout
+    err = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+                            env=env, cwd="/tmp", preexec_fn=preexec, bufsize=1)
+    try:
+        # stommel builds and warms up while Veros compiles; timing starts when both are ready
+        t0 = time.perf_counter()
+        m = setups.acc(resolution=resolution, config="paper", backend="cpu")
+        build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        m.step()
+        first = time.perf_counter() - t0
+        for _ in range(max(0, warmup - 1)):
+            m.step()
+        try:
+            _, ready = _read_tagged(proc, ("VEROS_READY",), deadline)
+        except RuntimeError as exc:
+            err.seek(0)
+            tail = "\n".join(err.read().strip().splitlines()[-5:])
+            return None, {"error": f"{exc}: {tail}"}, []
+        ks, kv = math.ceil(repeats / rounds), math.ceil(veros_steps / rounds)
+        load0 = load_average()
+        st, sc, vt, vc, per_round = [], [], [], [], []
+        for _ in range(int(rounds)):
+            time.sleep(pause)
+            r = timeit(m.step, repeats=ks, warmup=0)
+            st += r["times"]
+            sc += r["cpu_times"]
+            time.sleep(pause)
+            proc.stdin.write(f"STEP {kv}\n")
+            proc.stdin.flush()
+            _, v = _read_tagged(proc, ("VEROS_TIMES",), deadline)
+            vt += v["times_s"]
+            vc += v["cpu_times_s"]
+            sm, vm = statistics.median(r["times"]), statistics.median(v["times_s"])
+            per_round.append({"stommel_median_s": sm, "veros_median_s": vm, "ratio": vm / sm})
+        load1 = load_average()
+        proc.stdin.write("QUIT\n")
+        proc.stdin.flush()
+        _, vres = _read_tagged(proc, ("VEROS_RESULT",), deadline)
+    finally:
+        if proc.poll() is None:
+            try:
+                proc.stdin.close()
+                proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+        err.close()
+    sres = {"load": [load0, load1], "code": "stommel", "backend": "cpu", "resolution": resolution,
+            "nx": m.grid.nx, "ny": m.grid.ny, "nz": m.grid.nz, "threads": numba.get_num_threads(),
+            "build_s": build, "first_s": first, "min_s": min(st), "median_s": statistics.median(st),
+            "cpu_median_s": statistics.median(sc), "cpu_times_s": sc, "repeats": len(st),
+            "warmup": warmup, "times_s": st, "peak_rss_mib": peak_rss_mib(), "interleaved_rounds": int(rounds)}
+    vres.update(cores=len(vres["affinity"]) if vres.get("affinity") else threads, code="veros",
+                load=[load0, load1], resolution=resolution, threads=threads, interleaved_rounds=int(rounds))
+    return sres, vres, per_round
 
 
 # ---------------------------------------------------------------------------
@@ -206,6 +322,11 @@ def main(argv=None):
     p.add_argument("--veros-steps", type=int, default=None, help="timed Veros steps (default 20 at >= 1 deg, else 10)")
     p.add_argument("--veros-warmup", type=int, default=3, help="untimed Veros steps after the compiling one")
     p.add_argument("--veros-ny", type=int, default=None, help="Veros ny override (default 84/r, stommel's)")
+    p.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                   help="time stommel (cpu) and Veros in ROUNDS alternating rounds with Veros kept "
+                        "running as a server, so both see the same machine state (0: one after the "
+                        "other, the default); the per-round ratios are printed and their median is "
+                        "the 'ratio (rounds)' column")
     p.add_argument("--check-steps", type=int, default=10, help="steps of the cuda-vs-cpu check (default 10)")
     p.add_argument("--max-load", type=float, default=None,
                    help="before each measurement wait (up to --max-wait s) until the 1-min load average is below this")
@@ -238,8 +359,33 @@ def main(argv=None):
     else:
         print(vinfo, flush=True)
 
+    interleave = bool(vpy) and args.interleave > 0
+    if args.interleave < 0:
+        p.error(f"--interleave {args.interleave}: must be >= 0 (rounds; 0 = off)")
     for res in resolutions:
-        if args.backend in ("cpu", "all"):
+        if args.backend in ("cpu", "all") and interleave:
+            vsteps = args.veros_steps or (20 if res >= 1.0 else 10)
+            for n in threads:
+                wait_for_load(args.max_load, args.max_wait)
+                r, v, rounds = time_interleaved(vpy, res, n, args.interleave,
+                                                args.repeats or default_repeats(res), vsteps,
+                                                warmup=args.warmup, veros_warmup=args.veros_warmup,
+                                                ny=args.veros_ny)
+                v.setdefault("resolution", res)
+                v["threads"] = n
+                veros.append(v)
+                if r is None:
+                    print(f"Veros {res:g} deg {n} core(s): {v['error']}", flush=True)
+                    continue
+                r["round_ratios"] = [x["ratio"] for x in rounds]
+                r["round_ratio_median"] = statistics.median(r["round_ratios"])
+                results.append(r)
+                print(f"interleaved {res:g} deg, {n} thread(s)/core(s), {len(rounds)} rounds: stommel min "
+                      f"{r['min_s'] * 1e3:.2f} ms, median {r['median_s'] * 1e3:.2f} ms; Veros-JAX min "
+                      f"{v['min_s'] * 1e3:.1f} ms, median {v['median_s'] * 1e3:.1f} ms; per-round ratios "
+                      + ", ".join(f"{x:.1f}" for x in r["round_ratios"])
+                      + f" (median {r['round_ratio_median']:.1f}x)", flush=True)
+        elif args.backend in ("cpu", "all"):
             for n in threads:
                 wait_for_load(args.max_load, args.max_wait)
                 r = time_stommel(res, "cpu", threads=n, repeats=args.repeats, warmup=args.warmup)
@@ -257,7 +403,7 @@ def main(argv=None):
             print(f"cuda vs cpu after {c['steps']} steps at {res:g} deg: max relative difference "
                   f"{c['max_rel_diff']:.2e} ({c['worst_var']}) -> {'OK' if c['ok'] else 'FAIL'} (tol {c['tol']:g})",
                   flush=True)
-        if vpy:
+        if vpy and not interleave:
             vsteps = args.veros_steps or (20 if res >= 1.0 else 10)
             for n in threads:
                 wait_for_load(args.max_load, args.max_wait)
@@ -290,12 +436,13 @@ def main(argv=None):
             f"{r['min_s'] * 1e3:.2f}", f"{r['median_s'] * 1e3:.2f}", vtxt,
             "-" if v is None else f"{v['median_s'] / r['median_s']:.1f}x",
             "-" if v is None else f"{v['min_s'] / r['min_s']:.1f}x",
+            f"{r['round_ratio_median']:.1f}x" if "round_ratio_median" in r else "-",
             f"{r['cpu_median_s'] * 1e3:.2f}" if r["backend"] == "cpu" else "-",
             "-" if v is None or "cpu_median_s" not in v else f"{v['cpu_median_s'] * 1e3:.1f}",
             _load(r) + " / " + (_load(v) if v is not None else "-"),
         ])
     heads = ["deg", "grid", "backend", "threads", "stommel min ms", "stommel median ms", "Veros-JAX median ms",
-             "ratio (median)", "ratio (min)", "stommel CPU-time median ms", "Veros CPU-time median ms",
+             "ratio (median)", "ratio (min)", "ratio (rounds)", "stommel CPU-time median ms", "Veros CPU-time median ms",
              "load stommel / Veros"]
     if rows:
         print()

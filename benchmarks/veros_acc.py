@@ -26,6 +26,8 @@ further untimed steps, then ``--steps`` timed steps.  Veros's step ends with
 ``sanity_check`` (a host read of ``all(isfinite(u))``), so each timed step is
 complete; a ``block_until_ready`` on the prognostic arrays is added for safety.
 The process CPU time of each timed step (all threads) is reported too (``cpu_times_s``).
+With ``--serve`` the timed steps come in rounds requested on stdin (``STEP n``), so that
+:mod:`benchmarks.forward` can interleave them with stommel's (``--interleave``).
 """
 
 import argparse
@@ -65,6 +67,10 @@ def parse_args(argv=None):
     p.add_argument("--tdma", default="auto", choices=["auto", "ext", "jax"],
                    help="tridiagonal solver: Veros default (auto: Cython custom call if present), "
                         "ext (force it), jax (pure-JAX lax.scan, VEROS_USE_SPECIAL_TDMA=0)")
+    p.add_argument("--serve", action="store_true",
+                   help="after the warm-up, time steps on request: read 'STEP n' lines from stdin, "
+                        "answer each with 'VEROS_TIMES {json}'; 'QUIT' (or end of input) ends with "
+                        "VEROS_RESULT over all requested steps (--steps is ignored)")
     return p.parse_args(argv)
 
 
@@ -162,13 +168,36 @@ def main(argv=None):
         block(vs)
         warm.append(time.perf_counter() - t0)
     times, cpu = [], []
-    for _ in range(args.steps):
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        sim.step(sim.state)
-        block(vs)
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
+
+    def timed_steps(n):
+        tt, cc = [], []
+        for _ in range(n):
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            sim.step(sim.state)
+            block(vs)
+            tt.append(time.perf_counter() - t0)
+            cc.append(time.process_time() - c0)
+        times.extend(tt)
+        cpu.extend(cc)
+        return tt, cc
+
+    if args.serve:
+        # interleaved timing (benchmarks/forward.py --interleave): the parent alternates
+        # rounds of its own steps with rounds of ours, so both see the same machine state
+        print("VEROS_READY " + json.dumps({"setup_s": t_setup, "first_step_s": first}), flush=True)
+        for line in sys.stdin:
+            cmd = line.split()
+            if not cmd or cmd[0] == "QUIT":
+                break
+            if cmd[0] != "STEP" or len(cmd) != 2 or not cmd[1].isdigit():
+                print(f"VEROS_ERROR unknown request {line.strip()!r} (expected 'STEP n' or 'QUIT')",
+                      flush=True)
+                continue
+            tt, cc = timed_steps(int(cmd[1]))
+            print("VEROS_TIMES " + json.dumps({"times_s": tt, "cpu_times_s": cc}), flush=True)
+    else:
+        timed_steps(args.steps)
 
     import importlib.metadata as im
     med = statistics.median(times) if times else float("nan")
