@@ -214,8 +214,8 @@ def time_interleaved(python, resolution, threads, rounds, repeats, veros_steps, 
     idle-spinning threads of one code do not steal from the other.  Returns stommel's and
     Veros's result dicts (all timed steps, as :func:`time_stommel` / :func:`time_veros`) and the
     per-round medians: the median over rounds of the per-round ratio is the figure least
-    affected by slow phases of the machine.  If Veros fails before it is ready, stommel's
-    result is ``None`` and Veros's is ``{"error": ...}``.
+    affected by slow phases of the machine.  If Veros fails (before it is ready or during a
+    round), stommel's result is ``None`` and Veros's is ``{"error": ...}``.
     """
     import math
     import tempfile
@@ -240,31 +240,30 @@ def time_interleaved(python, resolution, threads, rounds, repeats, veros_steps, 
         for _ in range(max(0, warmup - 1)):
             m.step()
         try:
-            _, ready = _read_tagged(proc, ("VEROS_READY",), deadline)
-        except RuntimeError as exc:
+            _read_tagged(proc, ("VEROS_READY",), deadline)
+            ks, kv = math.ceil(repeats / rounds), math.ceil(veros_steps / rounds)
+            load0 = load_average()
+            st, sc, per_round = [], [], []
+            for _ in range(int(rounds)):
+                time.sleep(pause)
+                r = timeit(m.step, repeats=ks, warmup=0)
+                st += r["times"]
+                sc += r["cpu_times"]
+                time.sleep(pause)
+                proc.stdin.write(f"STEP {kv}\n")
+                proc.stdin.flush()
+                _, v = _read_tagged(proc, ("VEROS_TIMES",), deadline)
+                sm, vm = statistics.median(r["times"]), statistics.median(v["times_s"])
+                per_round.append({"stommel_median_s": sm, "veros_median_s": vm, "ratio": vm / sm})
+            load1 = load_average()
+            proc.stdin.write("QUIT\n")
+            proc.stdin.flush()
+            # its result covers all the steps of all the rounds
+            _, vres = _read_tagged(proc, ("VEROS_RESULT",), deadline)
+        except (RuntimeError, BrokenPipeError) as exc:
             err.seek(0)
             tail = "\n".join(err.read().strip().splitlines()[-5:])
             return None, {"error": f"{exc}: {tail}"}, []
-        ks, kv = math.ceil(repeats / rounds), math.ceil(veros_steps / rounds)
-        load0 = load_average()
-        st, sc, vt, vc, per_round = [], [], [], [], []
-        for _ in range(int(rounds)):
-            time.sleep(pause)
-            r = timeit(m.step, repeats=ks, warmup=0)
-            st += r["times"]
-            sc += r["cpu_times"]
-            time.sleep(pause)
-            proc.stdin.write(f"STEP {kv}\n")
-            proc.stdin.flush()
-            _, v = _read_tagged(proc, ("VEROS_TIMES",), deadline)
-            vt += v["times_s"]
-            vc += v["cpu_times_s"]
-            sm, vm = statistics.median(r["times"]), statistics.median(v["times_s"])
-            per_round.append({"stommel_median_s": sm, "veros_median_s": vm, "ratio": vm / sm})
-        load1 = load_average()
-        proc.stdin.write("QUIT\n")
-        proc.stdin.flush()
-        _, vres = _read_tagged(proc, ("VEROS_RESULT",), deadline)
     finally:
         if proc.poll() is None:
             try:

@@ -47,6 +47,16 @@ def test_interleaved_rounds_with_a_stand_in_server(tmp_path):
     assert (r["nx"], r["ny"]) == (30, 42)
 
 
+def test_interleaved_reports_a_server_that_dies_in_a_round(tmp_path):
+    script = tmp_path / "fake_veros.py"
+    dying = FAKE_SERVER.replace("    n = int(cmd[1])\n", "    n = int(cmd[1])\n    sys.exit(4)\n")
+    assert dying != FAKE_SERVER
+    script.write_text(dying)
+    r, v, rounds = time_interleaved(sys.executable, 2.0, 1, rounds=2, repeats=2, veros_steps=2, warmup=1,
+                                    timeout=120, pause=0.0, script=script)
+    assert r is None and rounds == [] and "exited with code 4" in v["error"]
+
+
 def test_interleaved_reports_a_failed_server(tmp_path):
     script = tmp_path / "fake_veros.py"
     script.write_text(FAKE_SERVER.replace('"--fail" in sys.argv', "True"))
