@@ -2,7 +2,7 @@
 # The wind-noise 1-degree emulator experiment of docs/emulator.md ("A CRPS curriculum from scratch
 # with per-point normalisation"), end to end from a cold start:
 #   1. data: 30 spin-up years, then 29 years of 5-day means with a red-noise wind-stress anomaly
-#      (years 0-19 train, 20 validation, 21-28 test); about 48 min on 2 threads;
+#      (years 0-19 train, 20 validation, 21-28 test); about 56 min on 2 threads;
 #   2. two ensemble emulators trained from scratch with the fair CRPS (2 members, 4 noise input
 #      channels), residual, on a 4 -> 8 -> 16-call rollout curriculum: A with psi, u and v z-scored
 #      per grid point, B with temperature as well; the two run side by side, one core each,
