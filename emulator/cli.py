@@ -492,8 +492,9 @@ def markdown_summary(s):
                      f"{v['truth_detrended_std']:.3g} |")
     lines += ["", "Temporal variance ratio emulator / model at wet points: min / median / max "
               "(share of points in [0.5, 2]).", "",
-              "| variable | band | raw | detrended | detrended and deseasoned |",
-              "|---|---|---|---|---|"]
+              "| variable | band | raw | detrended | detrended and deseasoned | "
+              "deseasoned: consistent with [0.5, 2] at 95 % (shown inside; interval width) |",
+              "|---|---|---|---|---|---|"]
 
     def fmt(x):
         if not x.get("n"):
@@ -502,19 +503,26 @@ def markdown_summary(s):
         return (f"{x['min']:.2f} / {x['median']:.2f} / {x['max']:.2f} "
                 f"({100 * x['frac_in_range']:.0f}%{am})")
 
+    def fmt_ci(x):
+        if not x or not x.get("n"):
+            return "n/a"
+        return (f"{100 * x['frac_consistent']:.0f}% ({100 * x['frac_shown_inside']:.0f}%; "
+                f"x{x['median_width_factor']:.1f})")
+
     def table(vr):
         for var, d in vr.items():
             for band, r in d.items():
                 lines.append(f"| {var} | {band} | {fmt(r['raw'])} | {fmt(r['detrended'])} | "
-                             f"{fmt(r['deseasoned'])} |")
+                             f"{fmt(r['deseasoned'])} | {fmt_ci(r.get('deseasoned_interval'))} |")
     table(s["variance_ratio"])
     b = s.get("baseline")
     if b:
         lines += ["", f"Baseline: the model against itself {b['years']:g} years earlier (same "
                   "seasons), scored the same way; its shares are what sampling noise alone "
                   "leaves to a perfect emulator.", "",
-                  "| variable | band | raw | detrended | detrended and deseasoned |",
-                  "|---|---|---|---|---|"]
+                  "| variable | band | raw | detrended | detrended and deseasoned | "
+                  "deseasoned: consistent with [0.5, 2] at 95 % (shown inside; interval width) |",
+                  "|---|---|---|---|---|---|"]
         table(b["variance_ratio"])
         lines += ["", "Baseline detrended band-mean temperature R^2: " + ", ".join(
             f"{k} {v['r2']:.3f}" for k, v in b["r2_detrended_mean_temp"].items())]

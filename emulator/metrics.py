@@ -23,7 +23,11 @@ Metrics
   variance from a few years of a chaotic flow is itself noisy: the CLI's
   ``--baseline-years`` scores the model against its own earlier years the
   same way, the share of points in ``[0.5, 2]`` a perfect emulator could
-  expect.
+  expect.  ``deseasoned_interval`` says how much of that noise is expected: the
+  95 % interval of the true ratio at each point from the sample ratio and the
+  effective degrees of freedom of each series (red-noise ``F`` test), and the
+  share of points whose interval overlaps ``[0.5, 2]`` ("consistent") or lies
+  inside it ("shown inside").
 * **Isotropic spectra** (after Samudra's ``metrics/spectra.py``): plane
   removed, land set to 0, 2-D Hann window normalised by ``mean(w^2)``,
   ``|rfft2|^2`` with ``norm="forward"``, summed over ``min(H, W) // 2``
@@ -214,6 +218,80 @@ def variance_ratio_map(truth2d, pred2d, wet, phase_bins=None, rel_floor=1e-6, de
     a = np.broadcast_to(area, vt.shape)[ok]
     area_ratio = float((a * vp[ok]).sum() / (a * vt[ok]).sum()) if ok.any() else float("nan")
     return ratio, area_ratio
+
+
+def lag1_autocorrelation(a):
+    """Lag-1 autocorrelation ``sum a[t] a[t-1] / sum a[t]^2`` of anomalies ``a (T, ...)`` per point."""
+    a = np.asarray(a, np.float64)
+    num = (a[1:] * a[:-1]).sum(axis=0)
+    den = (a * a).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def effective_dof(a):
+    """Degrees of freedom of the variance of the anomalies ``a (T, ...)`` at each point.
+
+    For a red-noise (AR(1)) series with lag-1 autocorrelation ``r`` the variance of ``T``
+    samples is as good as that of ``T_eff = T (1 - r^2) / (1 + r^2)`` independent ones
+    (Bretherton et al. 1999, J. Climate, for the variance); ``r`` is clipped to ``[0, 0.999]``
+    and the result ``T_eff - 1`` to at least 1.
+    """
+    r = np.clip(lag1_autocorrelation(a), 0.0, 0.999)
+    n = np.asarray(a).shape[0]
+    return np.maximum(n * (1.0 - r * r) / (1.0 + r * r) - 1.0, 1.0)
+
+
+def variance_ratio_interval(truth2d, pred2d, wet, phase_bins=None, detrended=True, level=0.95,
+                            rel_floor=1e-6):
+    """Confidence interval of the *true* variance ratio at each wet point.
+
+    The sample ratio ``R = var(pred) / var(truth)`` of two independent red-noise series with
+    ``nu_p`` and ``nu_t`` effective degrees of freedom (:func:`effective_dof`) is the true ratio
+    times an ``F(nu_p, nu_t)`` variable, so the true ratio lies in
+    ``[R / F_(1+level)/2, R / F_(1-level)/2]`` with probability ``level``.  Where a few years
+    of a slow point hold only a handful of independent samples the interval is wide: it says
+    how much a variance ratio from this record can say at all.
+
+    Same anomalies as :func:`variance_ratio_map` (detrended, deseasoned if ``phase_bins``).
+    Returns ``ratio, lower, upper`` maps (NaN where undefined).
+    """
+    from scipy.stats import f as f_dist  # noqa: PLC0415
+
+    t, p = truth2d, pred2d
+    if detrended:
+        t, p = detrend_maps(t), detrend_maps(p)
+    if phase_bins is not None:
+        t = seasonal_anomaly(t, phase_bins)
+        p = seasonal_anomaly(p, phase_bins)
+    vt = t.var(axis=0)
+    vp = p.var(axis=0)
+    ok = wet & (vt > rel_floor * (vt[wet].max() if wet.any() else 0.0)) & (vt > 0)
+    ratio = np.full(vt.shape, np.nan)
+    lower = np.full(vt.shape, np.nan)
+    upper = np.full(vt.shape, np.nan)
+    if not ok.any():
+        return ratio, lower, upper
+    nu_t = effective_dof(t)[ok]
+    nu_p = effective_dof(p)[ok]
+    r = vp[ok] / vt[ok]
+    alpha = 1.0 - level
+    ratio[ok] = r
+    lower[ok] = r / f_dist.ppf(1.0 - alpha / 2, nu_p, nu_t)
+    upper[ok] = r / f_dist.ppf(alpha / 2, nu_p, nu_t)
+    return ratio, lower, upper
+
+
+def interval_summary(lower, upper, lo=0.5, hi=2.0):
+    """Shares of defined points whose interval overlaps ``[lo, hi]`` (consistent with it) and
+    lies wholly inside it (shown to be in it), and the median interval width factor ``upper / lower``."""
+    ok = np.isfinite(lower) & np.isfinite(upper)
+    if not ok.any():
+        return {"n": 0}
+    lw, up = lower[ok], upper[ok]
+    return {"n": int(ok.sum()), "frac_consistent": float(((up >= lo) & (lw <= hi)).mean()),
+            "frac_shown_inside": float(((lw >= lo) & (up <= hi)).mean()),
+            "median_width_factor": float(np.median(up / lw)), "range": [lo, hi]}
 
 
 def ratio_summary(ratio, lo=0.5, hi=2.0, area_ratio=None):
@@ -411,9 +489,11 @@ def evaluate(truth, pred, bands=DEFAULT_BANDS, year_seconds=365 * 86400.0,
             raw, a_raw = variance_ratio_map(tb, pbnd, wet, area=area)
             det, a_det = variance_ratio_map(tb, pbnd, wet, detrended=True, area=area)
             des, a_des = variance_ratio_map(tb, pbnd, wet, phase_bins=pb, detrended=True, area=area)
+            _, ci_lo, ci_hi = variance_ratio_interval(tb, pbnd, wet, phase_bins=pb)
             vr[key] = {"raw": ratio_summary(raw, area_ratio=a_raw),
                        "detrended": ratio_summary(det, area_ratio=a_det),
-                       "deseasoned": ratio_summary(des, area_ratio=a_des)}
+                       "deseasoned": ratio_summary(des, area_ratio=a_des),
+                       "deseasoned_interval": interval_summary(ci_lo, ci_hi)}
             arrays["ratio_maps"][f"{var} {key}"] = (raw, des, det)
         summary["variance_ratio"][var] = vr
     # spectra of surface temperature and surface kinetic energy

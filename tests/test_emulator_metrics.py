@@ -100,3 +100,50 @@ def test_isotropic_spectrum_peak():
     n = len(k)
     assert np.nansum(kp_noise[2 * n // 3:]) / np.nansum(kp_noise) > \
         10 * np.nansum(kp_smooth[2 * n // 3:]) / np.nansum(kp_smooth)
+
+
+def _ar1(rng, r, shape, n):
+    """``n`` steps of unit-variance AR(1) noise with lag-1 correlation ``r`` at each point."""
+    x = np.empty((n,) + shape)
+    x[0] = rng.standard_normal(shape)
+    for t in range(1, n):
+        x[t] = r * x[t - 1] + np.sqrt(1 - r * r) * rng.standard_normal(shape)
+    return x
+
+
+def test_effective_dof_of_red_noise():
+    from emulator.metrics import effective_dof, lag1_autocorrelation
+    rng = np.random.default_rng(3)
+    x = _ar1(rng, 0.8, (40, 40), 2000)
+    assert np.median(lag1_autocorrelation(x)) == pytest.approx(0.8, abs=0.02)
+    # T (1 - r^2) / (1 + r^2) - 1 = 2000 * 0.36 / 1.64 - 1 = 438
+    assert np.median(effective_dof(x)) == pytest.approx(438, rel=0.08)
+    white = rng.standard_normal((500, 10, 10))
+    assert np.all(effective_dof(white) > 450)
+
+
+@pytest.mark.parametrize("r", [0.0, 0.9])
+def test_variance_ratio_interval_coverage(r):
+    """Two independent series of the same red noise: the 95 % interval covers the true ratio 1
+    at about 95 % of points, and a 4x too large variance is shown outside [0.5, 2] once the
+    record is long enough for the interval to be narrow."""
+    from emulator.metrics import interval_summary, variance_ratio_interval
+    rng = np.random.default_rng(11)
+    shape, n = (30, 40), 400
+    wet = np.ones(shape, bool)
+    truth = _ar1(rng, r, shape, n)
+    pred = _ar1(rng, r, shape, n)
+    ratio, lo, hi = variance_ratio_interval(truth, pred, wet)
+    cover = ((lo <= 1.0) & (hi >= 1.0)).mean()
+    assert 0.92 <= cover <= 0.98, cover
+    s = interval_summary(lo, hi)
+    assert s["frac_consistent"] >= 0.99
+    # the interval widens with the autocorrelation (fewer independent samples)
+    assert (s["median_width_factor"] > 2.0) == (r > 0.5)
+    ratio4, lo4, hi4 = variance_ratio_interval(truth, 2.0 * pred, wet)
+    np.testing.assert_allclose(ratio4, 4.0 * ratio, rtol=1e-12)
+    s4 = interval_summary(lo4, hi4)
+    if r == 0.0:   # 400 independent samples: a ratio of 4 is seen to be outside [0.5, 2]
+        assert s4["frac_consistent"] < 0.02
+    else:          # ~70 effective samples: still mostly outside
+        assert s4["frac_consistent"] < 0.5

@@ -303,7 +303,13 @@ def test_cli_end_to_end(tmp_path):
     vr = b["variance_ratio"]["temp"]["0-800m"]["raw"]
     assert vr["n"] > 0 and 0 < vr["min"] <= vr["median"] <= vr["max"]
     assert "area_mean_ratio" in m["variance_ratio"]["temp"]["0-800m"]["raw"]
+    # the sampling interval of the deseasoned ratio (its numbers: test_emulator_metrics.py); a
+    # half-year rollout has one state per phase of the year, so nothing is left after deseasoning
+    for tab in (m["variance_ratio"], b["variance_ratio"]):
+        assert tab["temp"]["0-800m"]["deseasoned"]["n"] == 0
+        assert tab["temp"]["0-800m"]["deseasoned_interval"] == {"n": 0}
     assert "Baseline" in open(ev / "metrics.md").read()
+    assert "consistent with [0.5, 2] at 95 %" in open(ev / "metrics.md").read()
     for bad in ("2", "1.5"):  # more years than precede the rollout; not whole years
         assert cli.main(["evaluate", "--data", str(data), "--rollout", str(roll), "--out",
                          str(tmp_path / f"ev{bad}"), "--baseline-years", bad]) == 2
