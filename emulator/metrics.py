@@ -283,14 +283,16 @@ def variance_ratio_interval(truth2d, pred2d, wet, phase_bins=None, detrended=Tru
 
 
 def interval_summary(lower, upper, lo=0.5, hi=2.0):
-    """Shares of defined points whose interval overlaps ``[lo, hi]`` (consistent with it) and
-    lies wholly inside it (shown to be in it), and the median interval width factor ``upper / lower``."""
+    """Shares of defined points whose interval overlaps ``[lo, hi]`` (consistent with it), lies
+    wholly inside it (shown to be in it) and contains 1, and the median width factor ``upper / lower``."""
     ok = np.isfinite(lower) & np.isfinite(upper)
     if not ok.any():
         return {"n": 0}
     lw, up = lower[ok], upper[ok]
     return {"n": int(ok.sum()), "frac_consistent": float(((up >= lo) & (lw <= hi)).mean()),
             "frac_shown_inside": float(((lw >= lo) & (up <= hi)).mean()),
+            # for the model against itself (true ratio 1) this is the interval's coverage
+            "frac_covering_1": float(((lw <= 1.0) & (up >= 1.0)).mean()),
             "median_width_factor": float(np.median(up / lw)), "range": [lo, hi]}
 
 

@@ -137,6 +137,7 @@ def test_variance_ratio_interval_coverage(r):
     cover = ((lo <= 1.0) & (hi >= 1.0)).mean()
     assert 0.92 <= cover <= 0.98, cover
     s = interval_summary(lo, hi)
+    assert s["frac_covering_1"] == cover
     assert s["frac_consistent"] >= 0.99
     # the interval widens with the autocorrelation (fewer independent samples)
     assert (s["median_width_factor"] > 2.0) == (r > 0.5)
