@@ -170,7 +170,7 @@ class Emulator:
                 "noise_channels": self.noise_channels, "meta": meta or {}}
         arrays["wet"] = self.wet_np
         arrays["static"] = self.static_np
-        arrays["info"] = np.array(json.dumps(info, default=float))
+        arrays["info"] = _json_array(info)
         _atomic_savez(path, arrays)
 
     @classmethod
@@ -185,7 +185,7 @@ class Emulator:
         if not os.path.exists(path):
             raise FileNotFoundError(f"emulator file {path!r} does not exist")
         with np.load(path, allow_pickle=False) as z:
-            info = json.loads(str(z["info"]))
+            info = _read_json(z["info"])
             state = {k[len("param/"):]: z[k] for k in z.files if k.startswith("param/")}
             wet, static = z["wet"], z["static"]
         cfg = dict(info["unet"])
@@ -198,11 +198,30 @@ class Emulator:
         return emu
 
 
+def _json_array(obj):
+    """JSON metadata as a UTF-8 byte array for ``.npz`` files.
+
+    A NumPy string scalar stores 4 bytes per character (UCS-4); with per-point
+    normalisation maps in the metadata that made 27 of an emulator file's 31 MB.
+    UTF-8 bytes take a quarter of that and compress well.
+    """
+    return np.frombuffer(json.dumps(obj, default=float).encode("utf-8"), dtype=np.uint8)
+
+
+def _read_json(arr):
+    """Inverse of :func:`_json_array`; also reads the older UCS-4 string scalars."""
+    if arr.dtype == np.uint8:
+        return json.loads(arr.tobytes().decode("utf-8"))
+    return json.loads(str(arr))
+
+
 def _atomic_savez(path, arrays):
-    """``np.savez`` to a temporary name, then rename (never leaves a half-written file)."""
+    """``np.savez_compressed`` to a temporary name, then rename (never leaves a
+    half-written file).  Compression shrinks the JSON metadata (normalisation
+    maps) about fourfold; float weights barely compress and cost little time."""
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     tmp = os.path.join(d, f".tmp_{os.getpid()}_{os.path.basename(path)}")
     with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez_compressed(f, **arrays)
     os.replace(tmp, path)

@@ -45,7 +45,7 @@ import numpy as np
 
 from .data import EmulatorData, Split, rollout_starts
 from .losses import DynamicLoss, crps_step_loss, masked_channel_mse, weighted_step_loss
-from .model import Emulator, _atomic_savez
+from .model import Emulator, _atomic_savez, _json_array, _read_json
 from .optim import EMA, Adam, clip_grad_norm, cosine_lr
 
 
@@ -423,7 +423,7 @@ class Trainer:
         info = {"step": self.step, "adam_t": opt["t"], "ema_n": self.ema.n,
                 "dloss_updates": self.dloss.n_updates, "train_config": asdict(self.cfg),
                 "total_steps": self.total_steps, "history": self.history}
-        arrays["info"] = np.array(json.dumps(info, default=float))
+        arrays["info"] = _json_array(info)
         return arrays
 
     def save_checkpoint(self, path=None):
@@ -443,7 +443,7 @@ class Trainer:
         """
         path = path or os.path.join(self.outdir, self.CKPT)
         with np.load(path, allow_pickle=False) as z:
-            info = json.loads(str(z["info"]))
+            info = _read_json(z["info"])
             old = info["train_config"]
             for k in ("batch_size", "rollout_steps", "seed", "sample_stride"):
                 if old[k] != getattr(self.cfg, k):

@@ -229,6 +229,34 @@ def test_residual_emulator_starts_as_persistence(tiny, tmp_path):
     assert Emulator.load(str(tmp_path / "e.npz")).residual
 
 
+def test_emulator_file_metadata_is_compact_and_old_files_load(tiny, tmp_path):
+    """The JSON metadata is stored as compressed UTF-8 bytes (with per-point normalisation maps
+    it used to be UCS-4 text, 27 of an emulator file's 31 MB), and files in the older format
+    (a NumPy string scalar, uncompressed) still load to the same emulator."""
+    tr = make_trainer(tiny, tmp_path)
+    psi = next(ch for ch in tr.emu.spec.prognostic if ch.var == "psi")
+    rng = np.random.default_rng(3)
+    psi.mean_map = rng.standard_normal(tr.emu.spec.grid).tolist()
+    psi.std_map = (1 + rng.random(tr.emu.spec.grid)).tolist()
+    path = tmp_path / "new.npz"
+    tr.emu.save(str(path), meta={"note": "é"})
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    assert arrays["info"].dtype == np.uint8
+    # the same content in the old layout: UCS-4 string scalar, uncompressed
+    old = dict(arrays)
+    old["info"] = np.array(arrays["info"].tobytes().decode("utf-8"))
+    np.savez(tmp_path / "old.npz", **old)
+    assert arrays["info"].nbytes < 0.26 * old["info"].nbytes
+    assert os.path.getsize(path) < os.path.getsize(tmp_path / "old.npz")
+    a, b = Emulator.load(str(path)), Emulator.load(str(tmp_path / "old.npz"))
+    assert a.spec.to_json() == b.spec.to_json() == tr.emu.spec.to_json()
+    assert a.meta == b.meta == {"note": "é"}
+    for k, v in tr.emu.unet.parameters().items():
+        np.testing.assert_array_equal(a.unet.parameters()[k], v)
+        np.testing.assert_array_equal(b.unet.parameters()[k], v)
+
+
 def test_cli_end_to_end(tmp_path):
     data = tmp_path / "data"
     generate(str(data), years=2.0, spinup_years=0.1, model_factory=synthetic_factory(nz=2),

@@ -6,10 +6,13 @@
 #   MSE (dynamic loss)  4 calls 0.35 h -> 8 calls 0.3 h -> 16 calls 0.3 h
 #   fair CRPS, 2 members, 4 noise channels, --point-norm psi,u,v: 16 calls 0.35 h -> 32 calls 0.4 h
 # then 8-year test rollouts (members seeds 1-3 and the deterministic member) scored against the
-# model's own earlier 8 years.  Needs the data of docs/recipes/emulator_acc1_wind.sh.  Usage:
-#   bash docs/recipes/emulator_acc1_wind_mse_crps.sh [RUNDIR]     (default RUNDIR: runs)
+# model's own earlier 8 years; then a 64-call CRPS stage (lr 5e-5, 0.5 h) on top of c32, scored the
+# same way (stop 18).  Needs the data of docs/recipes/emulator_acc1_wind.sh.  Usage:
+#   bash docs/recipes/emulator_acc1_wind_mse_crps.sh [RUNDIR] [STAGE]
+# RUNDIR defaults to runs; STAGE is all (default), chain (up to c32) or 64 (only the 64-call stage).
 set -euo pipefail
 R=${1:-runs}
+STAGE=${2:-all}
 export OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg
 D=$R/acc1_wind
 [ -f $D/meta.json ] || { echo "no data in $D: run docs/recipes/emulator_acc1_wind.sh first" >&2; exit 2; }
@@ -17,6 +20,22 @@ SPLIT="--train-years 20 --val-years 1 --test-years 8"
 N=$R/acc1_wind_mc
 COMMON="--ema-decay 0.995 --val-every 100 --best-by val_rollout_rmse $SPLIT --quiet"
 
+score() {  # run directory, then "members" to score seeds 1-3 as well as the deterministic member
+    local run=$1
+    if [ "${2:-}" = members ]; then
+        for seed in 1 2 3; do
+            stommel emulator rollout --emulator $run --data $D --out $run/test_s$seed.nc \
+                --start 1533 --years 8 --seed $seed --quiet
+            stommel emulator evaluate --data $D --rollout $run/test_s$seed.nc --out $run/eval_s$seed \
+                --baseline-years 8 --no-figures
+        done
+    fi
+    stommel emulator rollout --emulator $run --data $D --out $run/test_det.nc --start 1533 \
+        --years 8 --no-latent --quiet
+    stommel emulator evaluate --data $D --rollout $run/test_det.nc --out $run/eval_det --baseline-years 8
+}
+
+if [ $STAGE = all ] || [ $STAGE = chain ]; then
 # MSE curriculum: damps the anomalies but gives stable multi-year dynamics to start CRPS from
 stommel emulator train --data $D --out ${N}_m4 --config small --residual --epochs 3 --batch-size 4 \
     --rollout-steps 4 --lr 6e-4 --max-hours 0.35 $COMMON
@@ -31,16 +50,13 @@ stommel emulator train --data $D --out ${N}_c16 --init ${N}_m16 --loss crps --en
 stommel emulator train --data $D --out ${N}_c32 --init ${N}_c16 --loss crps --ensemble 2 \
     --epochs 1 --batch-size 1 --rollout-steps 32 --lr 1e-4 --input-noise 0.05 --max-hours 0.4 $COMMON
 
-for run in ${N}_m16 ${N}_c32; do
-    if [ $run = ${N}_c32 ]; then
-        for seed in 1 2 3; do
-            stommel emulator rollout --emulator $run --data $D --out $run/test_s$seed.nc \
-                --start 1533 --years 8 --seed $seed --quiet
-            stommel emulator evaluate --data $D --rollout $run/test_s$seed.nc --out $run/eval_s$seed \
-                --baseline-years 8 --no-figures
-        done
-    fi
-    stommel emulator rollout --emulator $run --data $D --out $run/test_det.nc --start 1533 \
-        --years 8 --no-latent --quiet
-    stommel emulator evaluate --data $D --rollout $run/test_det.nc --out $run/eval_det --baseline-years 8
-done
+score ${N}_m16
+score ${N}_c32 members
+fi
+if [ $STAGE = all ] || [ $STAGE = 64 ]; then
+    [ $STAGE = all ] || [ -f ${N}_c32/emulator.npz ] || { echo "no ${N}_c32: run the chain first" >&2; exit 2; }
+    stommel emulator train --data $D --out ${N}_c64 --init ${N}_c32 --loss crps --ensemble 2 \
+        --epochs 1 --batch-size 1 --rollout-steps 64 --lr 5e-5 --input-noise 0.05 --max-hours 0.5 \
+        $COMMON
+    score ${N}_c64 members
+fi
