@@ -140,6 +140,10 @@ def _add_train(sub):
     q.add_argument("--noise-init", type=float, default=0.1, metavar="SCALE",
                    help="with --init and --noise-channels: scale of the new input weights "
                         "(0: the fine-tuning starts from the unchanged emulator)")
+    q.add_argument("--noise-length", type=float, default=None, metavar="CELLS",
+                   help="correlation length of a stochastic emulator's noise inputs in grid cells "
+                        "(Gaussian smoothing, stored with the emulator and used by its rollouts); "
+                        "default: 0 (white) for a new emulator, the initial emulator's with --init")
     q.add_argument("--loss-limit", type=float, default=20.0)
     q.add_argument("--loss-window", type=int, default=25)
     q.add_argument("--loss-update", default="first_step", choices=("first_step", "extra_forward"))
@@ -322,7 +326,15 @@ def cmd_train(args):
         net = UNet(cfg, backend=bk, dtype=np.dtype(args.dtype), seed=args.seed)
         residual = args.residual
     net.check_grid(*spec.grid)
-    emu = Emulator(net, spec, data.wet, data.static, residual=residual, noise_channels=noise_channels)
+    if args.noise_length is not None:
+        noise_length = args.noise_length
+        if noise_length != 0 and noise_channels == 0:
+            raise ValueError(f"--noise-length {noise_length}: needs an emulator with noise inputs "
+                             "(--noise-channels N > 0)")
+    else:
+        noise_length = init.noise_length if init is not None else 0.0
+    emu = Emulator(net, spec, data.wet, data.static, residual=residual, noise_channels=noise_channels,
+                   noise_length=noise_length)
     if residual and init is None and not args.resume:
         emu.zero_head()
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
@@ -336,7 +348,7 @@ def cmd_train(args):
                      checkpoint_every=args.checkpoint_every, input_noise=args.input_noise)
     meta = {"data": os.path.abspath(args.data), "states_per_year": spy,
             "n_params": net.num_parameters(), "backend": bk.name, "residual": residual,
-            "noise_channels": noise_channels}
+            "noise_channels": noise_channels, "noise_length": emu.noise_length}
     if init is not None:
         meta["init"] = os.path.abspath(_emulator_path(args.init))
     trainer = Trainer(emu, data, split, tc, out, meta=meta)
@@ -346,7 +358,8 @@ def cmd_train(args):
     save_spec(os.path.join(out, "config.json"), spec, split,
               extra={"unet": cfg.to_dict(), "train": vars(tc), **meta})
     print(f"emulator: {net.num_parameters():,} parameters, {net.config.in_channels} channels in "
-          f"({noise_channels} of them noise), "
+          f"({noise_channels} of them noise"
+          f"{f', correlation length {emu.noise_length:g} cells' if emu.noise_length else ''}), "
           f"{spec.out_channels} out, grid {spec.grid}; {len(trainer.train_starts)} training "
           f"samples, {trainer.batches_per_epoch} steps per epoch, {trainer.total_steps} steps",
           file=sys.stderr)

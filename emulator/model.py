@@ -9,9 +9,11 @@ either as the network output itself (Samudra 2) or, with ``residual=True``
 ``(x_{t+1}, x_{t+2}) = (x_{t-1}, x_t) + net(...)``, both masked to the ocean,
 
 A *stochastic* emulator (``noise_channels = n > 0``) takes ``n`` further input channels of
-standard Gaussian noise, white in space and drawn afresh for every call; different draws give
-different ensemble members (trained with the fair CRPS, :func:`emulator.losses.crps_step_loss`).
-All-zero noise gives one deterministic member.
+standard Gaussian noise, drawn afresh for every call; different draws give different ensemble
+members (trained with the fair CRPS, :func:`emulator.losses.crps_step_loss`).  The noise is white
+in space, or with ``noise_length = L > 0`` Gaussian-smoothed over L grid cells (periodic in x,
+reflecting in y) and rescaled to unit pointwise variance, so that its correlation between cells
+d apart is ``exp(-d^2 / (4 L^2))``.  All-zero noise gives one deterministic member.
 
 The class saves/loads everything a rollout needs in one ``.npz`` file (weights,
 BatchNorm buffers, wet masks, static fields, the JSON of the network
@@ -46,9 +48,12 @@ class Emulator:
     noise_channels : int
         Number of Gaussian noise input channels (0: deterministic emulator).  The network's
         ``in_channels`` must equal ``spec.in_channels + noise_channels``.
+    noise_length : float
+        Correlation length of the noise inputs in grid cells (0: white noise).
     """
 
-    def __init__(self, unet: UNet, spec: DataSpec, wet, static, residual=False, noise_channels=0):
+    def __init__(self, unet: UNet, spec: DataSpec, wet, static, residual=False, noise_channels=0,
+                 noise_length=0.0):
         self.unet = unet
         self.spec = spec
         self.residual = bool(residual)
@@ -59,6 +64,7 @@ class Emulator:
             raise ValueError(f"the network takes {unet.config.in_channels} input channels, but the data "
                              f"give {spec.in_channels} plus noise_channels={n}")
         self.noise_channels = n
+        self.noise_length = noise_length
         bk = unet.bk
         self.bk = bk
         self.xp = bk.xp
@@ -72,11 +78,27 @@ class Emulator:
     def n_prognostic(self):
         return self.spec.n_prognostic
 
+    @property
+    def noise_length(self):
+        """Correlation length of the noise inputs in grid cells (0: white)."""
+        return self._noise_length
+
+    @noise_length.setter
+    def noise_length(self, value):
+        v = float(value)
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"noise_length={value}: must be a finite number >= 0 (grid cells; "
+                             "0 for white noise inputs)")
+        self._noise_length = v
+
     def draw_noise(self, rng, batch):
         """Noise input of one call, ``(noise_channels, batch, H, W)`` standard normal values
-        drawn on the host from ``rng`` (a seed means the same member on CPU and GPU)."""
+        drawn on the host from ``rng`` (a seed means the same member on CPU and GPU), smoothed
+        over ``noise_length`` cells when that is positive (:func:`smooth_noise`)."""
         H, W = self.static.shape[-2:]
         e = rng.standard_normal((self.noise_channels, int(batch), H, W))
+        if self._noise_length > 0:
+            e = smooth_noise(e, self._noise_length)
         return self.bk.asarray(e, dtype=self.unet.dtype)
 
     def inputs(self, x_prog, f_pair, noise=None):
@@ -167,7 +189,8 @@ class Emulator:
         arrays = {f"param/{k}": v for k, v in state.items()}
         info = {"unet": self.unet.config.to_dict(), "spec": self.spec.to_json(),
                 "dtype": str(self.unet.dtype), "residual": self.residual,
-                "noise_channels": self.noise_channels, "meta": meta or {}}
+                "noise_channels": self.noise_channels, "noise_length": self.noise_length,
+                "meta": meta or {}}
         arrays["wet"] = self.wet_np
         arrays["static"] = self.static_np
         arrays["info"] = _json_array(info)
@@ -193,9 +216,28 @@ class Emulator:
                     dtype=np.dtype(dtype or info["dtype"]), seed=0)
         unet.load_state_dict(state)
         emu = cls(unet, DataSpec.from_json(info["spec"]), wet, static,
-                  residual=info.get("residual", False), noise_channels=info.get("noise_channels", 0))
+                  residual=info.get("residual", False), noise_channels=info.get("noise_channels", 0),
+                  noise_length=info.get("noise_length", 0.0))
         emu.meta = info.get("meta", {})
         return emu
+
+
+def smooth_noise(e, length):
+    """Gaussian-smoothed white noise over the last two axes (y reflecting, x periodic), rescaled
+    so that its pointwise variance is 1 away from the y boundaries.
+
+    The filter has standard deviation ``length`` cells; smoothed white noise then has the
+    correlation ``exp(-d^2 / (4 length^2))`` between points ``d`` cells apart.
+    """
+    from scipy.ndimage import gaussian_filter  # noqa: PLC0415
+
+    sig = (0,) * (e.ndim - 2) + (length, length)
+    mode = ("reflect",) * (e.ndim - 1) + ("wrap",)
+    # variance of the filtered white noise = sum of the squared filter weights
+    delta = np.zeros((int(8 * length) + 1, int(8 * length) + 1))
+    delta[delta.shape[0] // 2, delta.shape[1] // 2] = 1.0
+    w = gaussian_filter(delta, length, mode="constant")
+    return gaussian_filter(e, sig, mode=mode) / np.sqrt((w ** 2).sum())
 
 
 def _json_array(obj):

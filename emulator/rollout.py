@@ -18,21 +18,7 @@ import time
 import numpy as np
 
 from .data import EmulatorData, to_physical
-from .model import Emulator
-
-
-def smooth_noise(e, length):
-    """Gaussian-smoothed white noise over the last two axes (y reflecting, x periodic), rescaled
-    so that its pointwise variance is 1 away from the y boundaries."""
-    from scipy.ndimage import gaussian_filter  # noqa: PLC0415
-
-    sig = (0,) * (e.ndim - 2) + (length, length)
-    mode = ("reflect",) * (e.ndim - 1) + ("wrap",)
-    # variance of the filtered white noise = sum of the squared filter weights
-    delta = np.zeros((int(8 * length) + 1, int(8 * length) + 1))
-    delta[delta.shape[0] // 2, delta.shape[1] // 2] = 1.0
-    w = gaussian_filter(delta, length, mode="constant")
-    return gaussian_filter(e, sig, mode=mode) / np.sqrt((w ** 2).sum())
+from .model import Emulator, smooth_noise
 
 
 def noise_per_channel(spec, noise):
@@ -237,6 +223,6 @@ def run_rollout(emu: Emulator, data: EmulatorData, template, start, n_states, pr
              "n_initial_states": 2, **{k: float(v) for k, v in timing.items()}}
     if emu.noise_channels:
         attrs.update(noise_channels=int(emu.noise_channels), latent_scale=float(latent),
-                     seed=int(seed))
+                     noise_length=float(emu.noise_length), seed=int(seed))
     ds = physical_dataset(states, data, template, start, attrs)
     return ds, timing

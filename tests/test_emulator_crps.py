@@ -169,6 +169,30 @@ def test_ensemble_rollout_loss_fd(tiny, tmp_path, monkeypatch, M):
     assert worst <= TOL, sorted(rep.items(), key=lambda kv: -kv[1])[:5]
 
 
+def test_correlated_noise_inputs(tiny, tmp_path):
+    """noise_length = L: unit-variance inputs with the Gaussian correlation exp(-d^2 / (4 L^2)),
+    drawn from the same stream as white ones (a seed is still a member), saved and loaded."""
+    emu = _emulator(tiny, 3)
+    emu.noise_length = 1.5
+    z = emu.draw_noise(np.random.default_rng(4), 2000)         # (3, 2000, 12, 16)
+    zi = z[:, :, 4:-4]                                          # away from the reflecting y edges
+    assert abs(zi.var() - 1.0) < 0.05
+    for d in (1, 2, 3):  # periodic in x: every column has neighbours
+        corr = np.mean(zi * np.roll(zi, d, axis=-1)) / zi.var()
+        assert abs(corr - np.exp(-d ** 2 / (4 * 1.5 ** 2))) < 0.02, (d, corr)
+    emu.noise_length = 0.0
+    white = emu.draw_noise(np.random.default_rng(4), 2000)
+    assert abs(np.mean(white * np.roll(white, 1, axis=-1))) < 0.01
+    emu.noise_length = 1.5
+    emu.save(str(tmp_path / "e.npz"))
+    back = Emulator.load(str(tmp_path / "e.npz"))
+    assert back.noise_length == 1.5
+    np.testing.assert_array_equal(back.draw_noise(np.random.default_rng(4), 2000), z)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="noise_length=.*must be a finite number >= 0"):
+            emu.noise_length = bad
+
+
 def test_crps_training_lowers_the_loss_and_keeps_spread(tiny, tmp_path):
     ds, split, spec, data, _ = tiny
     emu = _emulator(tiny, 2)
@@ -238,3 +262,20 @@ def test_cli_crps_fine_tune(tiny, tmp_path, capsys):
     assert "--noise-channels -1: must be >= 0" in capsys.readouterr().err
     assert cli.main(["train", "--data", d, "--out", str(tmp_path / "bad2"), "--loss", "crps"] + split) == 2
     assert "needs a stochastic emulator" in capsys.readouterr().err
+    assert cli.main(["train", "--data", d, "--out", str(tmp_path / "bad3"), "--noise-length", "2"]
+                    + split) == 2
+    assert "--noise-length 2.0: needs an emulator with noise inputs" in capsys.readouterr().err
+    # a correlation length set on fine-tuning is kept by the emulator, a further fine-tune and rollouts
+    nl = tmp_path / "nl"
+    assert cli.main(["train", "--data", d, "--out", str(nl), "--init", str(ft), "--noise-length", "1.5",
+                     "--loss", "crps", "--max-steps", "1", "--batch-size", "2", "--rollout-steps", "2"]
+                    + split) == 0
+    assert Emulator.load(str(nl / "emulator.npz")).noise_length == 1.5
+    nl2 = tmp_path / "nl2"
+    assert cli.main(["train", "--data", d, "--out", str(nl2), "--init", str(nl), "--loss", "crps",
+                     "--max-steps", "1", "--batch-size", "2", "--rollout-steps", "2"] + split) == 0
+    assert Emulator.load(str(nl2 / "emulator.npz")).noise_length == 1.5
+    assert cli.main(["rollout", "--emulator", str(nl2), "--data", d, "--out", str(tmp_path / "rn.nc"),
+                     "--seed", "1", "--quiet"]) == 0
+    with xr.open_dataset(tmp_path / "rn.nc") as r:
+        assert r.attrs["noise_length"] == 1.5
