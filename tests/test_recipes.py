@@ -48,8 +48,9 @@ def test_recipe_commands_parse(recipe, tmp_path):
     (runs / "acc1_wind" / "meta.json").write_text("{}")
     (runs / "acc1_wind_scratch_pnuv_k16").mkdir()
     (runs / "acc1_wind_scratch_pnuv_k16" / "emulator.npz").write_bytes(b"")
-    (runs / "acc1_wind_scratch_pnuv_k32").mkdir()
-    (runs / "acc1_wind_scratch_pnuv_k32" / "emulator.npz").write_bytes(b"")
+    for run in ("acc1_wind_scratch_pnuv_k32", "acc1_wind_scratch_pnuv_k32_white"):
+        (runs / run).mkdir()
+        (runs / run / "emulator.npz").write_bytes(b"")
     env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}",
                STOMMEL_CALLS=str(log))
     res = subprocess.run(["bash", "-n", str(recipe)], capture_output=True, text=True)
