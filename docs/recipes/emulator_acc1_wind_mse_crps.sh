@@ -20,20 +20,7 @@ SPLIT="--train-years 20 --val-years 1 --test-years 8"
 N=$R/acc1_wind_mc
 COMMON="--ema-decay 0.995 --val-every 100 --best-by val_rollout_rmse $SPLIT --quiet"
 
-score() {  # run directory, then "members" to score seeds 1-3 as well as the deterministic member
-    local run=$1
-    if [ "${2:-}" = members ]; then
-        for seed in 1 2 3; do
-            stommel emulator rollout --emulator $run --data $D --out $run/test_s$seed.nc \
-                --start 1533 --years 8 --seed $seed --quiet
-            stommel emulator evaluate --data $D --rollout $run/test_s$seed.nc --out $run/eval_s$seed \
-                --baseline-years 8 --no-figures
-        done
-    fi
-    stommel emulator rollout --emulator $run --data $D --out $run/test_det.nc --start 1533 \
-        --years 8 --no-latent --quiet
-    stommel emulator evaluate --data $D --rollout $run/test_det.nc --out $run/eval_det --baseline-years 8
-}
+source "$(dirname "$0")/score.inc"  # score RUN [det]
 
 if [ $STAGE = all ] || [ $STAGE = chain ]; then
 # MSE curriculum: damps the anomalies but gives stable multi-year dynamics to start CRPS from
@@ -50,13 +37,13 @@ stommel emulator train --data $D --out ${N}_c16 --init ${N}_m16 --loss crps --en
 stommel emulator train --data $D --out ${N}_c32 --init ${N}_c16 --loss crps --ensemble 2 \
     --epochs 1 --batch-size 1 --rollout-steps 32 --lr 1e-4 --input-noise 0.05 --max-hours 0.4 $COMMON
 
-score ${N}_m16
-score ${N}_c32 members
+score ${N}_m16 det
+score ${N}_c32
 fi
 if [ $STAGE = all ] || [ $STAGE = 64 ]; then
     [ $STAGE = all ] || [ -f ${N}_c32/emulator.npz ] || { echo "no ${N}_c32: run the chain first" >&2; exit 2; }
     stommel emulator train --data $D --out ${N}_c64 --init ${N}_c32 --loss crps --ensemble 2 \
         --epochs 1 --batch-size 1 --rollout-steps 64 --lr 5e-5 --input-noise 0.05 --max-hours 0.5 \
         $COMMON
-    score ${N}_c64 members
+    score ${N}_c64
 fi

@@ -18,18 +18,7 @@ COMMON="--loss crps --ensemble 2 --epochs 1 --batch-size 1 --ema-decay 0.995 --i
     --val-every 100 --best-by val_rollout_rmse --train-years 20 --val-years 1 --test-years 8 \
     --rollout-steps 32 --lr 1e-4 --max-hours 0.5 --quiet"
 
-score() {  # run directory
-    local run=$1
-    for seed in 1 2 3; do
-        stommel emulator rollout --emulator $run --data $D --out $run/test_s$seed.nc --start 1533 \
-            --years 8 --seed $seed --quiet
-        stommel emulator evaluate --data $D --rollout $run/test_s$seed.nc --out $run/eval_s$seed \
-            --baseline-years 8 --no-figures
-    done
-    stommel emulator rollout --emulator $run --data $D --out $run/test_det.nc --start 1533 --years 8 \
-        --no-latent --quiet
-    stommel emulator evaluate --data $D --rollout $run/test_det.nc --out $run/eval_det --baseline-years 8
-}
+source "$(dirname "$0")/score.inc"  # score RUN [det]
 if [ $WHICH = all ] || [ $WHICH = white ]; then
     stommel emulator train --data $D --out ${K}_white --init $K $COMMON
     score ${K}_white

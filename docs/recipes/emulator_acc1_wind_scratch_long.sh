@@ -16,18 +16,7 @@ SPLIT="--train-years 20 --val-years 1 --test-years 8"
 COMMON="--loss crps --ensemble 2 --epochs 1 --batch-size 1 --ema-decay 0.995 --input-noise 0.05 \
     --val-every 100 --best-by val_rollout_rmse $SPLIT --quiet"
 
-score() {  # run directory
-    local run=$1
-    for seed in 1 2 3; do
-        stommel emulator rollout --emulator $run --data $D --out $run/test_s$seed.nc --start 1533 \
-            --years 8 --seed $seed --quiet
-        stommel emulator evaluate --data $D --rollout $run/test_s$seed.nc --out $run/eval_s$seed \
-            --baseline-years 8 --no-figures
-    done
-    stommel emulator rollout --emulator $run --data $D --out $run/test_det.nc --start 1533 --years 8 \
-        --no-latent --quiet
-    stommel emulator evaluate --data $D --rollout $run/test_det.nc --out $run/eval_det --baseline-years 8
-}
+source "$(dirname "$0")/score.inc"  # score RUN [det]
 if [ $STAGE = all ] || [ $STAGE = 32 ]; then
     stommel emulator train --data $D --out ${A}_k32 --init ${A}_k16 --rollout-steps 32 --lr 1e-4 \
         --max-hours 0.6 $COMMON
