@@ -3,6 +3,7 @@ gradients are handled, and the CLI runs make-data -> train -> rollout -> evaluat
 
 import json
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -230,9 +231,9 @@ def test_residual_emulator_starts_as_persistence(tiny, tmp_path):
 
 
 def test_emulator_file_metadata_is_compact_and_old_files_load(tiny, tmp_path):
-    """The JSON metadata is stored as compressed UTF-8 bytes (with per-point normalisation maps
-    it used to be UCS-4 text, 27 of an emulator file's 31 MB), and files in the older format
-    (a NumPy string scalar, uncompressed) still load to the same emulator."""
+    """The JSON metadata is stored as zlib-compressed UTF-8 bytes (with per-point normalisation
+    maps it used to be UCS-4 text, 27 of an emulator file's 31 MB), and files in the older
+    formats (a NumPy string scalar; plain UTF-8 bytes) still load to the same emulator."""
     tr = make_trainer(tiny, tmp_path)
     psi = next(ch for ch in tr.emu.spec.prognostic if ch.var == "psi")
     rng = np.random.default_rng(3)
@@ -245,16 +246,18 @@ def test_emulator_file_metadata_is_compact_and_old_files_load(tiny, tmp_path):
     assert arrays["info"].dtype == np.uint8
     # the same content in the old layout: UCS-4 string scalar, uncompressed
     old = dict(arrays)
-    old["info"] = np.array(arrays["info"].tobytes().decode("utf-8"))
+    text = zlib.decompress(arrays["info"].tobytes()).decode("utf-8")
+    old["info"] = np.array(text)
     np.savez(tmp_path / "old.npz", **old)
-    assert arrays["info"].nbytes < 0.26 * old["info"].nbytes
+    utf8 = dict(arrays, info=np.frombuffer(text.encode("utf-8"), dtype=np.uint8))
+    np.savez(tmp_path / "utf8.npz", **utf8)
+    assert arrays["info"].nbytes < 0.25 * old["info"].nbytes
     assert os.path.getsize(path) < os.path.getsize(tmp_path / "old.npz")
-    a, b = Emulator.load(str(path)), Emulator.load(str(tmp_path / "old.npz"))
-    assert a.spec.to_json() == b.spec.to_json() == tr.emu.spec.to_json()
-    assert a.meta == b.meta == {"note": "é"}
-    for k, v in tr.emu.unet.parameters().items():
-        np.testing.assert_array_equal(a.unet.parameters()[k], v)
-        np.testing.assert_array_equal(b.unet.parameters()[k], v)
+    loaded = [Emulator.load(str(tmp_path / f)) for f in ("new.npz", "old.npz", "utf8.npz")]
+    for e in loaded:
+        assert e.spec.to_json() == tr.emu.spec.to_json() and e.meta == {"note": "é"}
+        for k, v in tr.emu.unet.parameters().items():
+            np.testing.assert_array_equal(e.unet.parameters()[k], v)
 
 
 def test_cli_end_to_end(tmp_path):
